@@ -1,0 +1,45 @@
+"""The application factory: ``flask --app app ...`` and ``gunicorn 'app:create_app()'``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flask import Flask
+
+from data import db as store
+from ivr import db, health, settings, webhooks
+
+
+def create_app(
+    config: settings.Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> Flask:
+    """Build the app from ``config`` (default: the environment and ``.env``)."""
+    app = Flask(__name__)
+    app.config["SETTINGS"] = config or settings.load()
+    app.config["CLOCK"] = clock or (lambda: datetime.now(UTC))
+    # Webhook bodies are small; anything huge is not from the provider.
+    app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
+    settings.announce_insecure(app.config["SETTINGS"])
+    store.migrate(store.connect(app.config["SETTINGS"].database_path))
+
+    db.init_app(app)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    _register_commands(app)
+    return app
+
+
+def _register_commands(app: Flask) -> None:
+    from ivr import cli, demo
+
+    cli.register(app)
+    demo.register(app)
+    try:  # TEMP until simulator lands
+        from simulator.phone import simulate_command
+
+        app.cli.add_command(simulate_command, name="simulate")
+    except ImportError:
+        pass

@@ -1,0 +1,1 @@
+"""Pure call-flow builders: call facts in, ``VoiceResponse`` out."""

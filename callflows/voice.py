@@ -1,0 +1,103 @@
+"""How the system speaks and listens: the style every flow shares, and TwiML helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twilio.twiml import TwiML
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
+
+# ``links("/ivr/hotline/menu", attempt=2)`` -> the absolute URL of one of the app's routes.
+Links = Callable[..., str]
+
+
+@dataclass(frozen=True)
+class Style:
+    """Voice, speed and patience settings: elderly callers need slow speech and long waits."""
+
+    voice: str = "Polly.Zhiyu"
+    language: str = "cmn-CN"
+    rate: str = "85%"
+    slow_rate: str = "70%"
+    speech_language: str = "cmn-Hans-CN"
+    gather_timeout: int = 8
+    gather_slow_timeout: int = 12
+    speech_timeout: int = 3
+    digit_timeout: int = 4
+    dial_timeout: int = 30
+    wait_pause: int = 8
+
+
+def say(node: TwiML, text: str, style: Style, *, slow: bool = False) -> None:
+    """Add a ``<Say>`` in Mandarin, wrapped in SSML prosody when a rate is configured."""
+    attrs: dict[str, Any] = {"language": style.language}
+    if style.voice:
+        attrs["voice"] = style.voice
+    rate = style.slow_rate if slow else style.rate
+    if rate:
+        node.say(**attrs).prosody(text, rate=rate)
+    else:
+        node.say(text, **attrs)
+
+
+def speak(texts: Sequence[str], style: Style, *, slow: bool = False) -> VoiceResponse:
+    """A response that says each text in turn."""
+    response = VoiceResponse()
+    for text in texts:
+        say(response, text, style, slow=slow)
+    return response
+
+
+def menu_gather(
+    node: VoiceResponse,
+    style: Style,
+    action: str,
+    *,
+    speech_hints: Sequence[str] = (),
+    slow: bool = False,
+) -> Gather:
+    """A one-key ``<Gather>`` (with speech when hints are given) that waits patiently."""
+    options: dict[str, Any] = {
+        "action": action,
+        "method": "POST",
+        "num_digits": 1,
+        "timeout": style.gather_slow_timeout if slow else style.gather_timeout,
+        "action_on_empty_result": False,
+    }
+    if speech_hints:
+        options.update(
+            input="dtmf speech",
+            language=style.speech_language,
+            hints=",".join(speech_hints),
+            speech_timeout=style.speech_timeout,
+        )
+    else:
+        options["input"] = "dtmf"
+    return node.gather(**options)
+
+
+def dial(
+    node: VoiceResponse,
+    numbers: Sequence[str],
+    style: Style,
+    *,
+    action: str,
+    caller_id: str | None = None,
+    time_limit: int | None = None,
+) -> Dial:
+    """A ``<Dial>`` that rings every number at once and reports to ``action``."""
+    options: dict[str, Any] = {
+        "action": action,
+        "method": "POST",
+        "timeout": style.dial_timeout,
+    }
+    if caller_id:
+        options["caller_id"] = caller_id
+    if time_limit is not None:
+        options["time_limit"] = time_limit
+    verb = node.dial(**options)
+    for number in numbers:
+        verb.number(number)
+    return verb

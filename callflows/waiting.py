@@ -1,0 +1,112 @@
+"""Waiting for a person: the provider's queue, its wait loop, and the duty phones behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from callflows import prompts
+from callflows.voice import Links, Style, dial, say
+
+
+class Queue(StrEnum):
+    """The provider-side queues callers wait in."""
+
+    SOS = "sos"
+    SERVICE = "service"
+
+
+WAIT_TEXTS = {
+    Queue.SOS: (prompts.SOS_WAIT_FIRST, prompts.SOS_WAIT),
+    Queue.SERVICE: (prompts.SERVICE_WAIT_FIRST, prompts.SERVICE_WAIT),
+}
+# Queue results after which the caller is still on the line and nobody has answered.
+STILL_WAITING_RESULTS = frozenset({"leave", "error", "system-error", "queue-full"})
+
+
+def enqueue(response: VoiceResponse, queue: Queue, links: Links) -> VoiceResponse:
+    """Put the caller in ``queue`` with the app's wait loop and exit handler."""
+    response.enqueue(
+        queue.value,
+        wait_url=links("/ivr/queue/wait", queue=queue.value),
+        wait_url_method="POST",
+        action=links("/ivr/queue/exit", queue=queue.value),
+        method="POST",
+    )
+    return response
+
+
+def wait_music(
+    queue: Queue,
+    position: int | None,
+    queue_seconds: int,
+    fallback_after: int,
+    style: Style,
+) -> VoiceResponse:
+    """One turn of the wait loop: reassure and give the position, or leave for the duty phones.
+
+    The caller is never asked anything here: an SOS caller who says nothing still waits.
+    """
+    response = VoiceResponse()
+    if queue_seconds >= fallback_after:
+        response.leave()
+        return response
+    first, numbered = WAIT_TEXTS[queue]
+    text = numbered.format(position=position) if position and position > 1 else first
+    say(response, text, style)
+    response.pause(length=style.wait_pause)
+    return response
+
+
+def queue_exit(
+    result: str, duty_numbers: Sequence[str], style: Style, links: Links
+) -> VoiceResponse:
+    """After the caller left the queue: ring the duty phones unless the call is over."""
+    if result in STILL_WAITING_RESULTS:
+        return duty_dial(duty_numbers, 1, style, links)
+    response = VoiceResponse()
+    if result != "redirected":
+        response.hangup()
+    return response
+
+
+def duty_dial(
+    duty_numbers: Sequence[str], attempt: int, style: Style, links: Links
+) -> VoiceResponse:
+    """Ring every duty phone at once; the result handler keeps trying until one answers."""
+    response = VoiceResponse()
+    if not duty_numbers:
+        # A deployment without duty phones must still not drop the caller: back to the queue.
+        say(response, prompts.NO_DUTY_PHONES, style)
+        return enqueue(response, Queue.SOS, links)
+    say(response, prompts.DUTY_CONNECTING if attempt == 1 else prompts.DUTY_RETRY, style)
+    dial(response, duty_numbers, style, action=links("/ivr/duty/result", attempt=attempt))
+    return response
+
+
+def duty_result(
+    dial_status: str,
+    duty_numbers: Sequence[str],
+    attempt: int,
+    style: Style,
+    links: Links,
+) -> VoiceResponse:
+    """After a duty dial: done when someone answered, otherwise ring them again."""
+    if dial_status in ("completed", "answered", "canceled"):
+        response = VoiceResponse()
+        response.hangup()
+        return response
+    return duty_dial(duty_numbers, attempt + 1, style, links)
+
+
+def system_trouble(duty_numbers: Sequence[str], style: Style, links: Links) -> VoiceResponse:
+    """What any webhook answers when something broke: apologise and ring the duty phones."""
+    response = VoiceResponse()
+    say(response, prompts.SYSTEM_TROUBLE, style)
+    if duty_numbers:
+        dial(response, duty_numbers, style, action=links("/ivr/duty/result", attempt=1))
+    else:
+        enqueue(response, Queue.SOS, links)
+    return response

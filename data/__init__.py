@@ -1,0 +1,1 @@
+"""The SQLite store: schema, migrations and one module per table family."""

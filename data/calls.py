@@ -1,0 +1,155 @@
+"""The call log: one ``calls`` row per CallSid and its ``call_events`` timeline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+from data.db import utcnow
+
+# Twilio's call statuses in the order a call goes through them; the final ones share a rank
+# so that a late or repeated callback can never move a call backwards or change how it ended.
+STATUS_RANK = {
+    "queued": 1,
+    "initiated": 2,
+    "ringing": 3,
+    "in-progress": 4,
+    "completed": 5,
+    "busy": 5,
+    "failed": 5,
+    "no-answer": 5,
+    "canceled": 5,
+}
+FINAL_RANK = 5
+
+
+def open_call(
+    db: sqlite_utils.Database,
+    *,
+    call_sid: str,
+    line: str,
+    from_number: str | None,
+    to_number: str | None,
+    resident_id: int | None = None,
+    direction: str | None = None,
+    at: str | None = None,
+) -> None:
+    """Create the call's row on its first webhook; a repeated webhook changes nothing.
+
+    A row made earlier by an early status callback (line ``unknown``) gets its line and
+    resident filled in.
+    """
+    db.execute(
+        """
+        INSERT INTO calls (call_sid, line, from_number, to_number, resident_id, direction,
+                           started_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (call_sid) DO UPDATE SET
+            line = excluded.line,
+            resident_id = coalesce(calls.resident_id, excluded.resident_id),
+            started_at = min(calls.started_at, excluded.started_at)
+        WHERE calls.line = 'unknown'
+        """,
+        [call_sid, line, from_number, to_number, resident_id, direction, at or utcnow()],
+    )
+    db.conn.commit()
+
+
+def add_event(
+    db: sqlite_utils.Database,
+    call_sid: str,
+    kind: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    dedup_key: str | None = None,
+    at: str | None = None,
+) -> bool:
+    """Append an event to a call's timeline; with ``dedup_key`` a repeat is dropped.
+
+    Returns True when the event was new.
+    """
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO call_events (call_sid, at, kind, detail, dedup_key)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            call_sid,
+            at or utcnow(),
+            kind,
+            json.dumps(detail or {}, ensure_ascii=False),
+            dedup_key,
+        ],
+    )
+    db.conn.commit()
+    return cursor.rowcount == 1
+
+
+def apply_status(
+    db: sqlite_utils.Database,
+    *,
+    call_sid: str,
+    status: str,
+    duration: int | None,
+    from_number: str | None = None,
+    to_number: str | None = None,
+    direction: str | None = None,
+    at: str | None = None,
+) -> bool:
+    """Record a status callback; repeats and late arrivals never move a call backwards.
+
+    Returns True when the call's row changed.
+    """
+    at = at or utcnow()
+    rank = STATUS_RANK.get(status, 0)
+    final = rank == FINAL_RANK
+    with db.conn:
+        db.execute(
+            "INSERT OR IGNORE INTO calls (call_sid, line, from_number, to_number, direction,"
+            " started_at) VALUES (?, 'unknown', ?, ?, ?, ?)",
+            [call_sid, from_number, to_number, direction, at],
+        )
+        cursor = db.execute(
+            """
+            UPDATE calls SET
+                status = ?,
+                status_rank = ?,
+                ended_at = CASE WHEN ? THEN ? ELSE ended_at END,
+                duration = CASE WHEN ? THEN ? ELSE duration END
+            WHERE call_sid = ? AND status_rank < ?
+            """,
+            [status, rank, final, at, final, duration, call_sid, rank],
+        )
+    return cursor.rowcount == 1
+
+
+def get(db: sqlite_utils.Database, call_sid: str) -> dict[str, Any] | None:
+    """The call's row, or None."""
+    return next(iter(db.query("SELECT * FROM calls WHERE call_sid = ?", [call_sid])), None)
+
+
+def events(db: sqlite_utils.Database, call_sid: str) -> list[dict[str, Any]]:
+    """The call's timeline, oldest first, with ``detail`` decoded."""
+    rows = db.query("SELECT * FROM call_events WHERE call_sid = ? ORDER BY id", [call_sid])
+    return [{**row, "detail": json.loads(row["detail"])} for row in rows]
+
+
+def shortcut_seconds_used(
+    db: sqlite_utils.Database, resident_id: int, since: str, until: str, unit_seconds: int = 60
+) -> int:
+    """Talk time of a resident's connected shortcut calls in a period, each rounded up.
+
+    An interim measure until the minute ledger lands: it reads the recorded dial results.
+    """
+    sql = """
+        SELECT e.detail FROM call_events e JOIN calls c ON c.call_sid = e.call_sid
+        WHERE c.resident_id = ? AND c.line = 'shortcut' AND e.kind = 'dial_result'
+          AND c.started_at >= ? AND c.started_at < ?
+    """
+    total = 0
+    for (detail,) in db.execute(sql, [resident_id, since, until]).fetchall():
+        info = json.loads(detail)
+        seconds = int(info.get("duration") or 0)
+        if info.get("status") == "completed" and seconds > 0:
+            total += -(-seconds // unit_seconds) * unit_seconds
+    return total

@@ -1,0 +1,27 @@
+"""Operators: the people who answer forwarded calls on their own phones."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlite_utils
+
+
+def upsert(db: sqlite_utils.Database, record: dict[str, Any]) -> str:
+    """Insert an operator or update the one with the same id; return the id."""
+    row = {
+        "id": record["id"],
+        "name": record["name"],
+        "phone": record["phone"],
+        "skills": json.dumps(sorted(record.get("skills", [])), ensure_ascii=False),
+        "active": int(record.get("active", 1)),
+    }
+    db["operators"].upsert(row, pk="id")
+    return str(record["id"])
+
+
+def all_operators(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every operator with ``skills`` decoded to a list."""
+    rows = db.query("SELECT * FROM operators ORDER BY id")
+    return [{**row, "skills": json.loads(row["skills"])} for row in rows]

@@ -1,0 +1,88 @@
+"""The schema, as a list of migrations. Add a new function; never edit an applied one."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from data.db import migration, run_script
+
+
+@migration("0001_foundation")
+def foundation(db: sqlite_utils.Database) -> None:
+    """Residents, contacts, operators, calls, call events and service requests."""
+    run_script(
+        db,
+        """
+        CREATE TABLE residents (
+            id INTEGER PRIMARY KEY,
+            phone TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            gender TEXT,
+            birth_date TEXT NOT NULL,
+            community TEXT NOT NULL,
+            address TEXT NOT NULL,
+            category TEXT,
+            medical_notes TEXT,
+            dialect TEXT,
+            lives_alone INTEGER NOT NULL DEFAULT 0,
+            free_minutes INTEGER,
+            active INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            resident_id INTEGER NOT NULL REFERENCES residents(id) ON DELETE CASCADE,
+            slot INTEGER NOT NULL CHECK (slot BETWEEN 1 AND 9),
+            name TEXT NOT NULL,
+            relation TEXT,
+            phone TEXT NOT NULL,
+            emergency INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (resident_id, slot)
+        );
+        CREATE TABLE operators (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            skills TEXT NOT NULL DEFAULT '[]',
+            active INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            call_sid TEXT NOT NULL UNIQUE,
+            line TEXT NOT NULL,
+            from_number TEXT,
+            to_number TEXT,
+            resident_id INTEGER REFERENCES residents(id),
+            direction TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            status TEXT,
+            status_rank INTEGER NOT NULL DEFAULT 0,
+            duration INTEGER
+        );
+        CREATE INDEX calls_started_at ON calls (started_at);
+        CREATE INDEX calls_resident ON calls (resident_id, started_at);
+        CREATE TABLE call_events (
+            id INTEGER PRIMARY KEY,
+            call_sid TEXT NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            dedup_key TEXT UNIQUE
+        );
+        CREATE INDEX call_events_call ON call_events (call_sid, id);
+        CREATE TABLE service_requests (
+            id INTEGER PRIMARY KEY,
+            call_sid TEXT,
+            resident_id INTEGER REFERENCES residents(id),
+            phone TEXT,
+            type TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'new',
+            callback_requested INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX service_requests_status ON service_requests (status, created_at);
+        """,
+    )

@@ -1,0 +1,1 @@
+"""The IVR engine: webhooks, signature check, settings, TwiML helpers, REST client."""

@@ -1,0 +1,189 @@
+"""What one webhook request tells us about its call, and the call's journal."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlite_utils
+from flask import current_app, request
+
+from callflows.voice import Links, Style
+from data import calls, residents
+from data.db import isoformat
+from ivr import phones
+from ivr.db import get_db
+from ivr.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_FIELD_CHARS = 500
+
+
+class Line(StrEnum):
+    """The three kinds of number a deployment answers."""
+
+    SOS = "sos"
+    HOTLINE = "hotline"
+    SHORTCUT = "shortcut"
+    UNKNOWN = "unknown"
+
+
+def line_of(settings: Settings, to_number: str | None) -> Line:
+    """Which line a dialled number belongs to."""
+    for line, numbers in (
+        (Line.SOS, settings.sos_numbers),
+        (Line.HOTLINE, settings.hotline_numbers),
+        (Line.SHORTCUT, settings.shortcut_numbers),
+    ):
+        if to_number in numbers:
+            return line
+    return Line.UNKNOWN
+
+
+def style_of(settings: Settings) -> Style:
+    """The voice style configured for this deployment."""
+    return Style(
+        voice=settings.tts_voice,
+        language=settings.tts_language,
+        rate=settings.tts_rate,
+        slow_rate=settings.tts_slow_rate,
+        speech_language=settings.speech_language,
+        gather_timeout=settings.gather_timeout,
+        gather_slow_timeout=settings.gather_slow_timeout,
+        speech_timeout=settings.speech_timeout,
+        digit_timeout=settings.shortcut_digit_timeout,
+        dial_timeout=settings.dial_timeout,
+        wait_pause=settings.queue_wait_pause_seconds,
+    )
+
+
+def links_of(settings: Settings) -> Links:
+    """Build absolute URLs to the app's own routes from ``PUBLIC_BASE_URL``."""
+
+    def links(path: str, **params: Any) -> str:
+        url = settings.url(path)
+        return f"{url}?{urlencode(params)}" if params else url
+
+    return links
+
+
+def field(name: str) -> str:
+    """A form field of the webhook, trimmed and cut to a sane length."""
+    return (request.form.get(name) or "").strip()[:MAX_FIELD_CHARS]
+
+
+def int_field(
+    name: str, default: int = 0, source: Callable[[str], str | None] | None = None
+) -> int:
+    """An integer form (or query) field; anything unreadable gives ``default``."""
+    raw = (source or request.form.get)(name) or ""
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        return default
+
+
+def arg_int(name: str, default: int = 0) -> int:
+    """An integer query-string argument of the app's own URLs."""
+    return int_field(name, default, request.args.get)
+
+
+@dataclass
+class Call:
+    """The facts of the call behind the current webhook, and a journal that never fails."""
+
+    settings: Settings
+    sid: str
+    raw_from: str
+    caller: str | None
+    number: str | None
+    line: Line
+    now: datetime
+
+    @property
+    def style(self) -> Style:
+        """The voice style."""
+        return style_of(self.settings)
+
+    @property
+    def links(self) -> Links:
+        """The URL builder."""
+        return links_of(self.settings)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The store of this request."""
+        return get_db()
+
+    @property
+    def at(self) -> str:
+        """The request's time as stored."""
+        return isoformat(self.now)
+
+    def resident(self) -> dict[str, Any] | None:
+        """The registered resident calling, recognised by the caller's number."""
+        return residents.by_phone(self.db, self.caller)
+
+    def open(self, resident: dict[str, Any] | None) -> None:
+        """Log the call's row and its first event; never lets a logging error reach the caller."""
+        self.safely(
+            lambda: calls.open_call(
+                self.db,
+                call_sid=self.sid,
+                line=self.line.value,
+                from_number=self.caller or self.raw_from or None,
+                to_number=self.number,
+                resident_id=resident["id"] if resident else None,
+                direction=field("Direction") or None,
+                at=self.at,
+            )
+        )
+        detail = {
+            "line": self.line.value,
+            "from": self.raw_from,
+            "to": self.number,
+            "resident_id": resident["id"] if resident else None,
+            "withheld": self.caller is None,
+        }
+        self.event("call_started", detail, dedup_key=f"start:{self.sid}")
+
+    def event(
+        self, kind: str, detail: dict[str, Any] | None = None, dedup_key: str | None = None
+    ) -> None:
+        """Add an event to the call's timeline (best effort: the call goes on regardless)."""
+        self.safely(
+            lambda: calls.add_event(
+                self.db, self.sid, kind, detail, dedup_key=dedup_key, at=self.at
+            )
+        )
+
+    def safely(self, action: Callable[[], object]) -> None:
+        """Run a bookkeeping step; a failure is logged, never raised into the call."""
+        try:
+            action()
+        except Exception:
+            log.exception("bookkeeping failed for call %s", self.sid)
+
+
+def current_call() -> Call:
+    """The call of the current webhook request."""
+    settings: Settings = current_app.config["SETTINGS"]
+    raw_from = field("From")
+    number = phones.try_normalize(field("To"))
+    clock: Callable[[], datetime] = current_app.config["CLOCK"]
+    return Call(
+        settings=settings,
+        sid=field("CallSid") or f"missing-{uuid.uuid4().hex}",
+        raw_from=raw_from,
+        caller=phones.try_normalize(raw_from),
+        number=number,
+        line=line_of(settings, number),
+        now=clock(),
+    )

@@ -1,0 +1,117 @@
+"""Demo data and ``flask --app app up``: the whole system on embedded defaults."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+import sqlite_utils
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from data import db as store
+from ivr import importer, settings
+from ivr.db import get_db
+from ivr.embedded_redis import EmbeddedRedis
+
+SAMPLES = settings.PROJECT_ROOT / "data" / "samples"
+DEMO_NUMBERS = {
+    "SOS_NUMBERS": "+8659187110000",
+    "HOTLINE_NUMBERS": "+8659187112345",
+    "SHORTCUT_NUMBERS": "+8659187116666",
+    "DUTY_NUMBERS": "+8613900000001",
+}
+
+
+def seed(db: sqlite_utils.Database) -> dict[str, importer.ImportResult]:
+    """Load the sample residents, contacts and operators (re-running updates them)."""
+    store.migrate(db)
+    return {
+        "residents": importer.import_residents(db, SAMPLES / "residents.csv"),
+        "contacts": importer.import_contacts(db, SAMPLES / "contacts.csv"),
+        "operators": importer.import_operators(db, SAMPLES / "operators.csv"),
+    }
+
+
+def demo_env_text(public_base_url: str, standin_url: str) -> str:
+    """The ``.env`` written on the first ``up``: demo credentials and numbers."""
+    lines = [
+        "# Demo settings written by `flask --app app up` on its first start.",
+        "# Replace them to go live (README: 'Going live on Twilio').",
+        f"TWILIO_ACCOUNT_SID=AC{secrets.token_hex(16)}",
+        f"TWILIO_AUTH_TOKEN={secrets.token_hex(16)}",
+        f"TWILIO_API_BASE_URL={standin_url}",
+        f"PUBLIC_BASE_URL={public_base_url}",
+        *(f"{key}={value}" for key, value in DEMO_NUMBERS.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command() -> None:
+    """Load the demo residents, contacts and operators from data/samples/."""
+    for kind, result in seed(get_db()).items():
+        click.echo(f"{kind}: {result.created} created, {result.updated} updated")
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@with_appcontext
+def up_command(host: str) -> None:
+    """Run everything on embedded defaults: database, Redis, REST stand-in, demo data, app."""
+    from app import create_app
+    from simulator.rest_api import RestStandIn
+
+    env_file = settings.PROJECT_ROOT / ".env"
+    config = current_app.config["SETTINGS"]
+    if not config.twilio_auth_token and not env_file.exists():
+        defaults = settings.Settings()
+        standin = f"http://127.0.0.1:{defaults.standin_port}"
+        env_file.write_text(demo_env_text(defaults.public_base_url, standin), encoding="utf-8")
+        click.secho(f"wrote demo settings to {env_file}", fg="yellow")
+        config = settings.load()
+
+    services: list = []
+    try:
+        if not config.redis_url:
+            services.append(EmbeddedRedis().start())
+            click.echo(f"redis:     embedded server at {services[-1].url}")
+        api = urlsplit(config.twilio_api_base_url)
+        if api.hostname in ("127.0.0.1", "localhost"):
+            services.append(RestStandIn(host=api.hostname, port=api.port or 80).start())
+            click.echo(f"REST API:  local stand-in at {config.twilio_api_base_url}")
+        app = create_app(config)
+        with app.app_context():
+            db = get_db()
+            if not db["residents"].count:
+                seed(db)
+                click.echo("demo data: loaded from data/samples/")
+        _banner(config, Path(config.database_path))
+        port = urlsplit(config.public_base_url).port or config.port
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+def _banner(config: settings.Settings, database: Path) -> None:
+    click.echo(f"database:  {database}")
+    click.echo(f"webhooks:  {config.url('/twilio/voice')}  (status: /twilio/status)")
+    click.secho("\nCall it from another terminal with the simulated phone, e.g.:", bold=True)
+    for line, caller in (
+        ("sos", "13800138000"),
+        ("hotline", "13800138000"),
+        ("shortcut", "13800138000"),
+        ("sos", "anonymous"),
+    ):
+        click.echo(f"  .venv/bin/flask --app app simulate --line {line} --from {caller}")
+    click.echo("")
+
+
+def register(app: Flask) -> None:
+    """Add ``seed-demo`` and ``up`` to the app's CLI."""
+    app.cli.add_command(seed_demo_command)
+    app.cli.add_command(up_command)

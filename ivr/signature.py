@@ -1,0 +1,28 @@
+"""Webhook authentication: every request must carry Twilio's ``X-Twilio-Signature``."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, request
+from twilio.request_validator import RequestValidator
+
+
+def called_url(public_base_url: str) -> str:
+    """The URL as the provider called it: the public base URL, the path and the raw query."""
+    url = public_base_url.rstrip("/") + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode("latin-1")
+    return url
+
+
+def check_signature() -> None:
+    """Abort with 403 unless the request is signed with the account's auth token."""
+    settings = current_app.config["SETTINGS"]
+    if settings.twilio_skip_signature_check:
+        return
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not settings.twilio_auth_token:
+        abort(403)
+    validator = RequestValidator(settings.twilio_auth_token)
+    params = request.form if request.method == "POST" else {}
+    if not validator.validate(called_url(settings.public_base_url), params, signature):
+        abort(403)

@@ -1,0 +1,419 @@
+"""The provider's webhooks: ``/twilio/voice``, ``/twilio/status`` and the flows' own URLs."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+from callflows import hotline, prompts, shortcut, sos, waiting
+from callflows.voice import say
+from data import calls, residents, service_requests
+from ivr import minutes, phones
+from ivr.call import Call, Line, arg_int, current_call, field, int_field, links_of, style_of
+from ivr.signature import check_signature
+
+log = logging.getLogger(__name__)
+bp = Blueprint("twilio", __name__)
+bp.before_request(check_signature)
+
+
+def twiml(response: VoiceResponse) -> Response:
+    """Serve a TwiML document."""
+    return Response(str(response), mimetype="text/xml")
+
+
+@bp.errorhandler(Exception)
+def fail_safe(error: Exception) -> Response | HTTPException:
+    """Whatever broke, the caller hears an apology and is put through to the duty phones."""
+    if isinstance(error, HTTPException):
+        return error
+    log.exception("webhook %s failed", request.path)
+    settings = current_app.config["SETTINGS"]
+    if request.path == "/twilio/status":
+        return Response(status=204)
+    style, links = style_of(settings), links_of(settings)
+    return twiml(waiting.system_trouble(settings.duty_numbers, style, links))
+
+
+# -- entry and status ---------------------------------------------------------------------
+
+
+@bp.post("/twilio/voice")
+def voice() -> Response:
+    """The Voice URL of every number: route the call by the number it dialled."""
+    call = current_call()
+    if call.line is Line.SOS:
+        # The SOS answer needs nothing from the database, so nothing there can delay it.
+        response = sos.answer(call.style, call.links)
+        call.open(_resident_or_none(call))
+        call.event("enqueued", {"queue": waiting.Queue.SOS.value})
+        return twiml(response)
+    resident = call.resident()
+    call.open(resident)
+    if call.line is Line.HOTLINE:
+        title = (
+            prompts.title_for(resident["name"], resident["gender"], resident["dialect"])
+            if resident
+            else None
+        )
+        call.event("menu", {"menu": "hotline", "attempt": 1})
+        return twiml(hotline.menu(call.style, call.links, intro=hotline.greeting(title)))
+    if call.line is Line.SHORTCUT:
+        if resident is None:
+            call.event("refused", {"reason": "not_registered"})
+            return twiml(
+                shortcut.explain(
+                    prompts.SHORTCUT_NOT_REGISTERED, call.style, call.links, offer_menu=False
+                )
+            )
+        call.event("menu", {"menu": "shortcut_digit"})
+        return twiml(shortcut.answer(call.style, call.links))
+    call.event("unknown_line", {"to": field("To")})
+    response = VoiceResponse()
+    say(response, prompts.UNKNOWN_LINE, call.style)
+    return twiml(_to_operator(call, "unknown_line", response))
+
+
+@bp.post("/twilio/status")
+def status() -> Response:
+    """Status callbacks: repeated or out-of-order ones never duplicate or undo anything."""
+    call_sid = field("CallSid")
+    call_status = field("CallStatus")
+    if not call_sid or call_status not in calls.STATUS_RANK:
+        abort(400)
+    call = current_call()
+    duration = int_field("CallDuration", default=0) if field("CallDuration") else None
+    detail = {
+        "status": call_status,
+        "duration": duration,
+        "sequence": field("SequenceNumber") or None,
+        "timestamp": field("Timestamp") or None,
+    }
+    call.event("status", detail, dedup_key=f"status:{call_sid}:{call_status}")
+    calls.apply_status(
+        call.db,
+        call_sid=call_sid,
+        status=call_status,
+        duration=duration,
+        from_number=call.caller or call.raw_from or None,
+        to_number=call.number,
+        direction=field("Direction") or None,
+        at=call.at,
+    )
+    return Response(status=204)
+
+
+# -- waiting for a person: SOS queue, service queue, duty phones --------------------------
+
+
+@bp.post("/ivr/sos")
+def sos_from_menu() -> Response:
+    """A caller who asked for help in a menu: the SOS flow."""
+    call = current_call()
+    call.event("routed_to_sos")
+    call.event("enqueued", {"queue": waiting.Queue.SOS.value})
+    return twiml(sos.answer(call.style, call.links))
+
+
+@bp.post("/ivr/operator")
+def operator() -> Response:
+    """Put the caller through to a person."""
+    call = current_call()
+    return twiml(_to_operator(call, request.args.get("reason", "asked")[:40]))
+
+
+@bp.post("/ivr/queue/wait")
+def queue_wait() -> Response:
+    """The wait loop of a queue: reassure, give the position, leave for duty phones in time."""
+    call = current_call()
+    queue = _queue_arg()
+    fallback = (
+        call.settings.sos_fallback_seconds
+        if queue is waiting.Queue.SOS
+        else call.settings.service_fallback_seconds
+    )
+    position = int_field("QueuePosition", default=0)
+    return twiml(waiting.wait_music(queue, position, int_field("QueueTime"), fallback, call.style))
+
+
+@bp.post("/ivr/queue/exit")
+def queue_exit() -> Response:
+    """The caller left a queue: bridged, hung up, or still waiting for someone."""
+    call = current_call()
+    result = field("QueueResult") or "error"
+    call.event(
+        "queue_exit",
+        {"queue": _queue_arg().value, "result": result, "queue_time": int_field("QueueTime")},
+    )
+    if result in waiting.STILL_WAITING_RESULTS:
+        call.event("duty_dial", {"attempt": 1, "numbers": list(call.settings.duty_numbers)})
+    return twiml(waiting.queue_exit(result, call.settings.duty_numbers, call.style, call.links))
+
+
+@bp.post("/ivr/duty/result")
+def duty_result() -> Response:
+    """After ringing the duty phones: done if one answered, else ring them again."""
+    call = current_call()
+    attempt = max(1, arg_int("attempt", 1))
+    dial_status = field("DialCallStatus") or "failed"
+    call.event(
+        "duty_dial_result",
+        {"attempt": attempt, "status": dial_status, "duration": int_field("DialCallDuration")},
+        dedup_key=f"duty:{call.sid}:{attempt}",
+    )
+    return twiml(
+        waiting.duty_result(
+            dial_status, call.settings.duty_numbers, attempt, call.style, call.links
+        )
+    )
+
+
+# -- service hotline ----------------------------------------------------------------------
+
+
+@bp.post("/ivr/hotline/menu")
+def hotline_menu() -> Response:
+    """The hotline menu again (the second time slower)."""
+    call = current_call()
+    attempt = min(2, max(1, arg_int("attempt", 1)))
+    call.event("menu", {"menu": "hotline", "attempt": attempt})
+    intro = prompts.HOTLINE_MENU_AGAIN if attempt > 1 else None
+    return twiml(
+        hotline.menu(
+            call.style, call.links, attempt=attempt, intro=intro, invalid=arg_int("invalid")
+        )
+    )
+
+
+@bp.post("/ivr/hotline/choice")
+def hotline_choice() -> Response:
+    """The caller pressed a key or said something in the hotline menu."""
+    call = current_call()
+    digits, speech = field("Digits"), field("SpeechResult")
+    if digits:
+        call.event("digits", {"digits": digits})
+    elif speech:
+        call.event("speech", {"text": speech, "confidence": field("Confidence") or None})
+    choice = hotline.interpret(digits, speech)
+    if choice is None:
+        invalid = arg_int("invalid") + 1
+        call.event("invalid_input", {"digits": digits or None, "count": invalid})
+        return twiml(hotline.not_understood(call.style, call.links, digits=digits, invalid=invalid))
+    call.event("choice", {"menu": "hotline", "choice": choice.value})
+    if choice is hotline.Choice.SOS:
+        return twiml(hotline.to_sos(call.links))
+    if choice is hotline.Choice.REPEAT:
+        return twiml(hotline.menu(call.style, call.links, intro=prompts.HOTLINE_MENU_AGAIN))
+    if choice is hotline.Choice.OPERATOR:
+        return twiml(_to_operator(call, "asked"))
+    request_id = _service_request(call, choice)
+    return twiml(
+        hotline.service_registered(
+            choice,
+            request_id,
+            can_call_back=call.caller is not None,
+            style=call.style,
+            links=call.links,
+        )
+    )
+
+
+@bp.post("/ivr/hotline/next")
+def hotline_next() -> Response:
+    """After a service request: wait for a person (1) or be called back (2)."""
+    call = current_call()
+    request_id = arg_int("request")
+    record = service_requests.get(call.db, request_id)
+    if record is None or record["call_sid"] != call.sid:
+        abort(404)
+    digits = field("Digits")
+    call.event("digits", {"digits": digits})
+    if digits == "1":
+        return twiml(_to_operator(call, "after_service_request"))
+    if digits == "2":
+        service_requests.request_callback(call.db, request_id, at=call.at)
+        call.event("callback_requested", {"request_id": request_id})
+        return twiml(hotline.callback_promised(call.style))
+    choice = hotline.Choice(record["type"])
+    return twiml(
+        hotline.service_registered(
+            choice, request_id, can_call_back=True, style=call.style, links=call.links
+        )
+    )
+
+
+# -- shortcut line ------------------------------------------------------------------------
+
+
+@bp.post("/ivr/shortcut/menu")
+def shortcut_menu() -> Response:
+    """List the caller's relatives (or explain why there is nobody to call)."""
+    call = current_call()
+    resident = call.resident()
+    refusal = _shortcut_refusal(call, resident)
+    if refusal is not None:
+        return twiml(refusal)
+    attempt = min(2, max(1, arg_int("attempt", 1)))
+    call.event("menu", {"menu": "shortcut", "attempt": attempt})
+    return twiml(shortcut.menu(_contacts(call, resident), call.style, call.links, attempt=attempt))
+
+
+@bp.post("/ivr/shortcut/choice")
+def shortcut_choice() -> Response:
+    """A digit arrived: connect that speed-dial slot (0 is an operator)."""
+    call = current_call()
+    digits = field("Digits")[:1]
+    call.event("digits", {"digits": digits})
+    if digits == "0":
+        return twiml(_to_operator(call, "asked"))
+    if not digits.isdigit():
+        return shortcut_menu()
+    return twiml(_connect_slot(call, int(digits)))
+
+
+@bp.post("/ivr/shortcut/offer")
+def shortcut_offer() -> Response:
+    """After an explanation: 0 for an operator, 1 for the menu."""
+    call = current_call()
+    digits = field("Digits")[:1]
+    call.event("digits", {"digits": digits})
+    if digits == "0":
+        return twiml(_to_operator(call, "asked"))
+    return shortcut_menu()
+
+
+@bp.post("/ivr/shortcut/retry")
+def shortcut_retry() -> Response:
+    """After a busy or unanswered relative: 1 tries again, 2 the menu, 0 an operator."""
+    call = current_call()
+    digits = field("Digits")[:1]
+    call.event("digits", {"digits": digits})
+    if digits == "0":
+        return twiml(_to_operator(call, "asked"))
+    slot = arg_int("slot")
+    if digits == "1" and 1 <= slot <= 9:
+        return twiml(_connect_slot(call, slot))
+    return shortcut_menu()
+
+
+@bp.post("/ivr/shortcut/dial-result")
+def shortcut_dial_result() -> Response:
+    """The relative's phone answered, was busy or did not answer: record it and go on."""
+    call = current_call()
+    slot = arg_int("slot")
+    dial_status = field("DialCallStatus") or "failed"
+    dial_sid = field("DialCallSid") or f"{call.sid}:{slot}"
+    duration = int_field("DialCallDuration") if dial_status == "completed" else 0
+    detail = {"slot": slot, "status": dial_status, "duration": duration, "dial_sid": dial_sid}
+    call.event("dial_result", detail, dedup_key=f"dial:{dial_sid}")
+    resident = call.resident()
+    record = residents.contact(call.db, resident["id"], slot) if resident else None
+    label = _label(record) if record else prompts.key_name(str(slot))
+    return twiml(
+        shortcut.dial_outcome(dial_status, shortcut.Contact(slot, label), call.style, call.links)
+    )
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _resident_or_none(call: Call) -> dict | None:
+    try:
+        return call.resident()
+    except Exception:
+        log.exception("resident lookup failed for SOS call %s", call.sid)
+        return None
+
+
+def _queue_arg() -> waiting.Queue:
+    try:
+        return waiting.Queue(request.args.get("queue", "sos"))
+    except ValueError:
+        return waiting.Queue.SOS
+
+
+def _to_operator(call: Call, reason: str, response: VoiceResponse | None = None) -> VoiceResponse:
+    call.event("to_operator", {"reason": reason})
+    call.event("enqueued", {"queue": waiting.Queue.SERVICE.value})
+    if response is None:
+        return hotline.to_operator(call.style, call.links, reason)
+    return waiting.enqueue(response, waiting.Queue.SERVICE, call.links)
+
+
+def _service_request(call: Call, choice: hotline.Choice) -> int:
+    existing = service_requests.for_call(call.db, call.sid, choice.value)
+    if existing:
+        return int(existing["id"])
+    resident = call.resident()
+    request_id = service_requests.create(
+        call.db,
+        kind=choice.value,
+        call_sid=call.sid,
+        resident_id=resident["id"] if resident else None,
+        phone=call.caller,
+        at=call.at,
+    )
+    call.event("service_request", {"request_id": request_id, "type": choice.value})
+    return request_id
+
+
+def _label(contact: dict) -> str:
+    return contact.get("relation") or contact["name"]
+
+
+def _contacts(call: Call, resident: dict) -> list[shortcut.Contact]:
+    rows = residents.contacts(call.db, resident["id"])
+    return [shortcut.Contact(row["slot"], _label(row)) for row in rows]
+
+
+def _shortcut_refusal(call: Call, resident: dict | None) -> VoiceResponse | None:
+    if resident is None:
+        call.event("refused", {"reason": "not_registered"})
+        return shortcut.explain(
+            prompts.SHORTCUT_NOT_REGISTERED, call.style, call.links, offer_menu=False
+        )
+    if not residents.contacts(call.db, resident["id"]):
+        call.event("refused", {"reason": "no_contacts"})
+        return shortcut.explain(
+            prompts.SHORTCUT_NO_CONTACTS, call.style, call.links, offer_menu=False
+        )
+    return None
+
+
+def _connect_slot(call: Call, slot: int) -> VoiceResponse:
+    resident = call.resident()
+    refusal = _shortcut_refusal(call, resident)
+    if refusal is not None:
+        return refusal
+    assert resident is not None
+    call.event("choice", {"menu": "shortcut", "slot": slot})
+    record = residents.contact(call.db, resident["id"], slot) if 1 <= slot <= 9 else None
+    if record is None:
+        call.event("refused", {"reason": "empty_slot", "slot": slot})
+        message = prompts.SHORTCUT_EMPTY_SLOT.format(slot=slot)
+        return shortcut.explain(message, call.style, call.links, offer_menu=True)
+    contact = shortcut.Contact(slot, _label(record))
+    if not phones.is_mainland(record["phone"]):
+        call.event("refused", {"reason": "foreign_number", "slot": slot})
+        message = prompts.SHORTCUT_FOREIGN.format(label=contact.label)
+        return shortcut.explain(message, call.style, call.links, offer_menu=True)
+    seconds = minutes.remaining_seconds(
+        call.db, resident, call.now, call.settings.free_minutes_per_month
+    )
+    if seconds <= 0:
+        call.event("refused", {"reason": "quota_used_up", "slot": slot})
+        return shortcut.explain(
+            prompts.SHORTCUT_QUOTA_USED_UP, call.style, call.links, offer_menu=False
+        )
+    call.event("dial", {"slot": slot, "to": record["phone"], "time_limit": seconds})
+    return shortcut.connect(
+        contact,
+        record["phone"],
+        caller_id=call.number,
+        time_limit=seconds,
+        style=call.style,
+        links=call.links,
+    )

@@ -1,0 +1,1 @@
+"""RQ queues, jobs and the operator presence model (see the operator-queue issue)."""

@@ -1,0 +1,103 @@
+"""The SOS line: no menu, no registration, always a path to a person."""
+
+from __future__ import annotations
+
+import pytest
+
+from data import calls
+from tests.conftest import DUTY, SOS
+from tests.twiml_check import query
+
+
+def test_registered_caller_is_queued_and_linked(phone, chen, db):
+    call = phone("+8613800138000", SOS)
+    reply = call.start()
+    assert reply.status == 200
+    assert "正在为您接通紧急救援，请不要挂机" in reply.said
+    assert not reply.has("Gather"), "the SOS line asks nothing"
+    enqueue = reply.find("Enqueue")
+    assert enqueue.text == "sos"
+    assert query(enqueue.attrib["waitUrl"]) == {"queue": "sos"}
+    row = calls.get(db, call.sid)
+    assert row["line"] == "sos" and row["resident_id"] == chen["id"]
+    kinds = [e["kind"] for e in calls.events(db, call.sid)]
+    assert kinds == ["call_started", "enqueued"]
+
+
+@pytest.mark.parametrize("caller", ["+8618612345678", "anonymous", "", "+266696687"])
+def test_unknown_and_withheld_callers_are_queued(phone, db, caller):
+    call = phone(caller, SOS)
+    reply = call.start()
+    assert reply.find("Enqueue").text == "sos"
+    row = calls.get(db, call.sid)
+    assert row["line"] == "sos" and row["resident_id"] is None
+
+
+def test_wait_loop_reassures_with_position_then_leaves_for_duty_phones(phone, app):
+    call = phone("anonymous", SOS)
+    enqueue = call.start().find("Enqueue")
+    first = call.post(enqueue.attrib["waitUrl"], QueuePosition="1", QueueTime="0")
+    assert "救援人员马上接听" in first.said and first.has("Pause")
+    third = call.post(enqueue.attrib["waitUrl"], QueuePosition="3", QueueTime="10")
+    assert "您排在第3位" in third.said
+    fallback = app.config["SETTINGS"].sos_fallback_seconds
+    late = call.post(enqueue.attrib["waitUrl"], QueuePosition="1", QueueTime=str(fallback))
+    assert late.has("Leave")
+
+    exit_ = call.post(enqueue.attrib["action"], QueueResult="leave", QueueTime=str(fallback))
+    numbers = [n.text for n in exit_.find("Dial").iter("Number")]
+    assert numbers == list(DUTY)
+
+
+def test_duty_phones_are_rung_again_until_someone_answers(phone, db):
+    call = phone("+8618612345678", SOS)
+    enqueue = call.start().find("Enqueue")
+    dial_reply = call.post(enqueue.attrib["action"], QueueResult="leave", QueueTime="30")
+    action = dial_reply.url("Dial")
+    for attempt in range(1, 4):
+        again = call.post(action, DialCallStatus="no-answer")
+        assert again.has("Dial"), f"attempt {attempt} must ring the duty phones again"
+        assert query(again.url("Dial"))["attempt"] == str(attempt + 1)
+        action = again.url("Dial")
+    done = call.post(action, DialCallStatus="completed", DialCallDuration="95")
+    assert done.has("Hangup")
+    kinds = [e["kind"] for e in calls.events(db, call.sid)]
+    assert kinds.count("duty_dial_result") == 4
+
+
+@pytest.mark.parametrize("result", ["error", "system-error", "queue-full"])
+def test_queue_errors_still_reach_a_person(phone, result):
+    call = phone("+8618612345678", SOS)
+    enqueue = call.start().find("Enqueue")
+    assert call.post(enqueue.attrib["action"], QueueResult=result).has("Dial")
+
+
+def test_bridged_or_hung_up_ends_quietly(phone):
+    call = phone("+8618612345678", SOS)
+    enqueue = call.start().find("Enqueue")
+    assert call.post(enqueue.attrib["action"], QueueResult="bridged").has("Hangup")
+    assert not call.post(enqueue.attrib["action"], QueueResult="hangup").has("Dial")
+
+
+def test_sos_is_answered_even_when_the_database_is_gone(phone, app, settings, tmp_path):
+    from pathlib import Path
+
+    call = phone("+8613800138000", SOS)
+    # Make the database unusable: a directory where the file should be.
+    Path(settings.database_path).unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(settings.database_path + suffix).unlink(missing_ok=True)
+    Path(settings.database_path).mkdir()
+    reply = call.start()
+    assert reply.status == 200
+    assert reply.find("Enqueue").text == "sos"
+    wait = call.post(reply.find("Enqueue").attrib["action"], QueueResult="leave")
+    assert wait.has("Dial")
+
+
+def test_no_duty_numbers_configured_keeps_the_caller_waiting(app, phone):
+    app.config["SETTINGS"] = app.config["SETTINGS"].with_overrides(duty_numbers=())
+    call = phone("anonymous", SOS)
+    enqueue = call.start().find("Enqueue")
+    reply = call.post(enqueue.attrib["action"], QueueResult="leave")
+    assert reply.find("Enqueue").text == "sos"

@@ -1,0 +1,99 @@
+"""Checks every TwiML document the app emits: well-formed, legal nesting, URLs that resolve."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
+
+from flask import Flask
+
+ALLOWED_CHILDREN = {
+    "Response": {
+        "Say", "Play", "Pause", "Gather", "Redirect", "Enqueue", "Dial", "Hangup", "Leave",
+        "Reject", "Record", "Sms",
+    },
+    "Gather": {"Say", "Play", "Pause"},
+    "Dial": {"Number", "Client", "Sip", "Queue", "Conference"},
+    "Say": {"prosody", "break", "emphasis", "say-as", "p", "s", "lang", "phoneme", "sub", "w"},
+    "prosody": set(),
+    "Number": set(),
+    "Enqueue": set(),
+    "Redirect": set(),
+    "Play": set(),
+    "Pause": set(),
+    "Hangup": set(),
+    "Leave": set(),
+}  # fmt: skip
+WAIT_DOCUMENT_VERBS = {"Play", "Say", "Pause", "Redirect", "Leave", "Gather", "Hangup"}
+WHISPER_FORBIDDEN = {"Dial", "Enqueue"}
+URL_ATTRIBUTES = ("action", "url", "waitUrl", "statusCallback")
+
+
+class TwimlError(AssertionError):
+    """A TwiML document broke one of the rules."""
+
+
+def parse(body: str) -> ElementTree.Element:
+    """Parse a TwiML document, failing loudly when it is not XML with a <Response> root."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as exc:
+        raise TwimlError(f"not XML: {exc}: {body[:200]!r}") from exc
+    if root.tag != "Response":
+        raise TwimlError(f"root is <{root.tag}>, not <Response>")
+    return root
+
+
+def urls(root: ElementTree.Element) -> list[str]:
+    """Every URL a document sends the provider to."""
+    found = []
+    for node in root.iter():
+        found += [node.attrib[name] for name in URL_ATTRIBUTES if name in node.attrib]
+        if node.tag == "Redirect":
+            found.append((node.text or "").strip())
+    return found
+
+
+def check(
+    body: str, app: Flask, *, wait_document: bool = False, whisper: bool = False
+) -> ElementTree.Element:
+    """Parse ``body`` and apply every rule; return the root element."""
+    root = parse(body)
+    for node in root.iter():
+        allowed = ALLOWED_CHILDREN.get(node.tag)
+        if allowed is None:
+            raise TwimlError(f"unexpected element <{node.tag}>")
+        for child in node:
+            if child.tag not in allowed:
+                raise TwimlError(f"<{child.tag}> is not allowed inside <{node.tag}>")
+        if node.tag == "Gather":
+            timeout = int(node.attrib.get("timeout", "5"))
+            if timeout < 3:
+                raise TwimlError(f"Gather timeout {timeout}s is too short")
+    if wait_document:
+        bad = {child.tag for child in root} - WAIT_DOCUMENT_VERBS
+        if bad:
+            raise TwimlError(f"wait document uses {sorted(bad)}")
+    if whisper and any(child.tag in WHISPER_FORBIDDEN for child in root.iter()):
+        raise TwimlError("a whisper must not dial or enqueue")
+    base = app.config["SETTINGS"].public_base_url.rstrip("/")
+    adapter = app.url_map.bind("localhost")
+    for url in urls(root):
+        if not url.startswith(base + "/"):
+            raise TwimlError(f"URL {url!r} is not absolute under PUBLIC_BASE_URL")
+        path = urlsplit(url).path
+        try:
+            adapter.match(path, method="POST")
+        except Exception as exc:
+            raise TwimlError(f"URL {url!r} does not resolve to a POST route: {exc}") from exc
+    return root
+
+
+def said(root: ElementTree.Element) -> str:
+    """Everything the document says, joined."""
+    return " ".join("".join(node.itertext()).strip() for node in root.iter("Say"))
+
+
+def query(url: str) -> dict[str, str]:
+    """The query arguments of a URL."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
