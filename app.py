@@ -22,8 +22,12 @@ def create_app(
     app.config["CLOCK"] = clock or (lambda: datetime.now(UTC))
     # Webhook bodies are small; anything huge is not from the provider.
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
-    settings.announce_insecure(app.config["SETTINGS"])
-    store.migrate(store.connect(app.config["SETTINGS"].database_path))
+    settings.announce(app.config["SETTINGS"])
+    conn = store.connect(app.config["SETTINGS"].database_path)
+    try:
+        store.migrate(conn)
+    finally:
+        conn.conn.close()
 
     db.init_app(app)
     app.register_blueprint(webhooks.bp)
@@ -34,12 +38,8 @@ def create_app(
 
 def _register_commands(app: Flask) -> None:
     from ivr import cli, demo
+    from simulator.cli import simulate_command
 
     cli.register(app)
     demo.register(app)
-    try:  # TEMP until simulator lands
-        from simulator.phone import simulate_command
-
-        app.cli.add_command(simulate_command, name="simulate")
-    except ImportError:
-        pass
+    app.cli.add_command(simulate_command, name="simulate")

@@ -15,8 +15,10 @@ def upsert(db: sqlite_utils.Database, record: dict[str, Any]) -> str:
         "name": record["name"],
         "phone": record["phone"],
         "skills": json.dumps(sorted(record.get("skills", [])), ensure_ascii=False),
-        "active": int(record.get("active", 1)),
     }
+    # Re-importing the roster must not bring back an operator someone deactivated.
+    if "active" in record:
+        row["active"] = int(record["active"])
     db["operators"].upsert(row, pk="id")
     return str(record["id"])
 

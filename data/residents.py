@@ -8,6 +8,15 @@ import sqlite_utils
 
 from data.db import utcnow
 
+# The subsidised categories of the programme (one of them, or none, per resident).
+SUBSIDY_CATEGORIES = (
+    "特困供养人员",
+    "低保对象",
+    "建档立卡贫困人口",
+    "重点优抚对象",
+    "计划生育特殊家庭成员",
+    "重度残疾人",
+)
 RESIDENT_FIELDS = (
     "phone",
     "name",

@@ -10,6 +10,7 @@ import click
 import sqlite_utils
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from werkzeug.serving import run_simple
 
 from data import db as store
 from ivr import importer, settings
@@ -77,7 +78,7 @@ def up_command(host: str) -> None:
     services: list = []
     try:
         if not config.redis_url:
-            services.append(EmbeddedRedis().start())
+            services.append(EmbeddedRedis(Path(config.run_dir)).start())
             click.echo(f"redis:     embedded server at {services[-1].url}")
         api = urlsplit(config.twilio_api_base_url)
         if api.hostname in ("127.0.0.1", "localhost"):
@@ -91,7 +92,8 @@ def up_command(host: str) -> None:
                 click.echo("demo data: loaded from data/samples/")
         _banner(config, Path(config.database_path))
         port = urlsplit(config.public_base_url).port or config.port
-        app.run(host=host, port=port, threaded=True, use_reloader=False)
+        # app.run() is a no-op under the flask CLI; serve directly.
+        run_simple(host, port, app, threaded=True)
     finally:
         for service in reversed(services):
             service.stop()

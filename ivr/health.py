@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from ivr.db import get_db
-from ivr.embedded_redis import connect
+from ivr.embedded_redis import connect, redis_url_for
 
 bp = Blueprint("health", __name__)
 
@@ -21,7 +21,7 @@ def healthz() -> ResponseReturnValue:
     except Exception as exc:  # a monitor wants the reason, not a 500
         checks["database"] = f"error: {exc}"
     try:
-        connect(current_app.config["SETTINGS"].redis_url).ping()
+        connect(redis_url_for(current_app.config["SETTINGS"])).ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {exc}"

@@ -29,6 +29,8 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:5000"
     database_path: str = str(DEFAULT_DATABASE_PATH)
     redis_url: str = ""
+    # Where the embedded Redis keeps its socket and append-only file (when REDIS_URL is unset).
+    run_dir: str = str(PROJECT_ROOT / "data" / "run")
     sos_numbers: tuple[str, ...] = ()
     hotline_numbers: tuple[str, ...] = ()
     shortcut_numbers: tuple[str, ...] = ()
@@ -96,8 +98,22 @@ def load(environ: Mapping[str, str] | None = None, env_file: str | Path | None =
     return Settings(**kwargs)
 
 
-def announce_insecure(settings: Settings) -> None:
-    """Warn loudly on stderr when the webhook signature check is switched off."""
+def problems(settings: Settings) -> list[str]:
+    """Configuration mistakes that would hurt callers, in plain words."""
+    found = []
+    if not settings.twilio_auth_token and not settings.twilio_skip_signature_check:
+        found.append("TWILIO_AUTH_TOKEN is not set: every webhook will be refused with 403")
+    if not settings.duty_numbers:
+        found.append("DUTY_NUMBERS is empty: SOS callers can only wait in the queue")
+    if not settings.sos_numbers:
+        found.append("SOS_NUMBERS is empty: no number is answered as the SOS line")
+    return found
+
+
+def announce(settings: Settings) -> None:
+    """Print configuration problems, and warn loudly when signatures are not checked."""
+    for problem in problems(settings):
+        print(f"warning: {problem}", file=sys.stderr)
     if settings.twilio_skip_signature_check:
         bar = "!" * 78
         print(

@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from app import create_app
 from data import db as store
 from ivr import importer
+from ivr.db import close_all
 from ivr.embedded_redis import EmbeddedRedis, connect
 from ivr.settings import Settings
 from tests import twiml_check
@@ -85,9 +86,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: Clock) -> Flask:
+def app(settings: Settings, clock: Clock) -> Iterator[Flask]:
     """The real app on a fresh database file."""
-    return create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock)
+    yield app
+    close_all(app)
 
 
 @pytest.fixture

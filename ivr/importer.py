@@ -1,0 +1,474 @@
+"""All-or-nothing CSV imports of residents, contacts and operators.
+
+Each import reads the whole file, validates every row, and only then writes, in one
+transaction: a file with any bad row changes nothing, and the error lists every bad line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from itertools import zip_longest
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from data import operators, residents
+from data.db import utcnow
+from data.residents import SUBSIDY_CATEGORIES
+from ivr import phones
+from ivr.settings import TIMEZONE
+
+Source = str | os.PathLike[str] | IO[str] | IO[bytes]
+
+# The categories of elders whose calls the government subsidises (the admin pages offer these).
+ELDER_AGE = 60
+# Older than this is a typo (1043 for 1943), not a resident.
+MAX_AGE = 120
+GENDERS = {"男": "M", "女": "F", "m": "M", "f": "F", "male": "M", "female": "F"}
+YES = frozenset({"1", "是", "yes", "true", "y"})
+NO = frozenset({"0", "否", "no", "false", "n"})
+DATE_PATTERNS = (
+    re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"),
+    re.compile(r"([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})"),
+    re.compile(r"([0-9]{4})\s*年\s*([0-9]{1,2})\s*月\s*([0-9]{1,2})\s*日"),
+)
+# Excel shows a long number column as 1.38001E+10 and saves it that way.
+EXCEL_NUMBER = re.compile(r"[0-9](\.[0-9]+)?E\+[0-9]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A problem on one line of the file (the header is line 1)."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+class ImportRejected(Exception):
+    """The file has bad rows, so nothing was imported; ``errors`` lists every one."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = sorted(errors, key=lambda error: error.line)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """How many rows an import created and updated, and what looked odd but was accepted."""
+
+    created: int
+    updated: int
+    warnings: list[RowError] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Rows imported."""
+        return self.created + self.updated
+
+
+@dataclass(frozen=True)
+class Row:
+    """One non-blank row: its first line in the file and its trimmed cells by column."""
+
+    line: int
+    cells: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Validated records ready to write, and the warnings found on the way."""
+
+    records: list[dict[str, Any]]
+    warnings: list[RowError]
+
+
+class BadValue(ValueError):
+    """A cell that cannot be converted; the message completes ``<column> '<cell>' ...``."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """How to read one column: a parser for non-empty cells and the value of an empty one."""
+
+    parse: Callable[[str], Any]
+    required: bool = False
+    empty: Any = None
+
+
+# -- cell parsers: each gets a trimmed, non-empty cell ------------------------------------
+
+
+def parse_text(cell: str) -> str:
+    """Free text, kept as written."""
+    return cell
+
+
+def parse_phone(cell: str) -> str:
+    """A phone number as E.164 (region CN)."""
+    try:
+        return phones.normalize(cell)
+    except phones.InvalidPhone:
+        hint = " (Excel turned it into a number: format the column as text)"
+        excel = EXCEL_NUMBER.fullmatch(cell)
+        raise BadValue("is not a valid phone number" + (hint if excel else "")) from None
+
+
+def parse_date(cell: str) -> date:
+    """A date written ``YYYY-MM-DD``, ``YYYY/MM/DD`` or ``YYYY年M月D日``."""
+    for pattern in DATE_PATTERNS:
+        match = pattern.fullmatch(cell)
+        if match:
+            try:
+                return date(*(int(part) for part in match.groups()))
+            except ValueError:
+                raise BadValue("is not a real date") from None
+    raise BadValue("is not a date (use YYYY-MM-DD)")
+
+
+def parse_gender(cell: str) -> str:
+    """``M`` or ``F`` from 男/女, M/F or male/female."""
+    try:
+        return GENDERS[cell.lower()]
+    except KeyError:
+        raise BadValue("is not one of 男, 女, M, F, male, female") from None
+
+
+def parse_category(cell: str) -> str:
+    """One of the subsidy categories."""
+    if cell not in SUBSIDY_CATEGORIES:
+        raise BadValue("is not a subsidy category (one of " + ", ".join(SUBSIDY_CATEGORIES) + ")")
+    return cell
+
+
+def parse_lower(cell: str) -> str:
+    """Free text in lower case (dialect names are compared that way)."""
+    return cell.lower()
+
+
+def parse_yes_no(cell: str) -> int:
+    """1 or 0 from 1/0, 是/否, yes/no, true/false, y/n."""
+    word = cell.lower()
+    if word in YES:
+        return 1
+    if word in NO:
+        return 0
+    raise BadValue("is not yes or no (use 1/0, 是/否, yes/no, true/false or y/n)")
+
+
+def parse_count(cell: str) -> int:
+    """A whole number, zero or more."""
+    if not re.fullmatch(r"[0-9]+", cell):
+        raise BadValue("is not a whole number of zero or more")
+    return int(cell)
+
+
+def parse_slot(cell: str) -> int:
+    """A speed-dial slot, 1 to 9 (the key the resident presses)."""
+    if not re.fullmatch(r"[1-9]", cell):
+        raise BadValue("is not a slot from 1 to 9")
+    return int(cell)
+
+
+def parse_skills(cell: str) -> tuple[str, ...]:
+    """Skills separated by ``;`` (or a full-width ``；``), lower-cased, without repeats."""
+    parts = (part.strip().lower() for part in re.split("[;；]", cell))
+    return tuple(dict.fromkeys(part for part in parts if part))
+
+
+RESIDENT_COLUMNS = {
+    "phone": Column(parse_phone, required=True),
+    "name": Column(parse_text, required=True),
+    "birth_date": Column(parse_date, required=True),
+    "community": Column(parse_text, required=True),
+    "address": Column(parse_text, required=True),
+    "gender": Column(parse_gender),
+    "category": Column(parse_category),
+    "medical_notes": Column(parse_text),
+    "dialect": Column(parse_lower),
+    "lives_alone": Column(parse_yes_no, empty=0),
+    "free_minutes": Column(parse_count),
+}
+CONTACT_COLUMNS = {
+    "resident_phone": Column(parse_phone, required=True),
+    "slot": Column(parse_slot, required=True),
+    "name": Column(parse_text, required=True),
+    "phone": Column(parse_phone, required=True),
+    "relation": Column(parse_text),
+    "emergency": Column(parse_yes_no, empty=0),
+}
+OPERATOR_COLUMNS = {
+    "id": Column(parse_text, required=True),
+    "name": Column(parse_text, required=True),
+    "phone": Column(parse_phone, required=True),
+    "skills": Column(parse_skills, empty=()),
+}
+
+
+# -- reading the file ---------------------------------------------------------------------
+
+
+def read_rows(source: Source, columns: Mapping[str, Column]) -> list[Row]:
+    """The file's rows keyed by column; raise ImportRejected for a bad file or header."""
+    lines = _numbered(_read_text(source))
+    header_line, header = next(lines, (1, []))
+    names = _check_header(header_line, header, columns)
+    rows, errors = [], []
+    for line, cells in lines:
+        # A short row (some tools drop trailing empty cells) reads as empty cells.
+        pairs = list(zip_longest(names, cells, fillvalue=""))
+        stray = [cell for name, cell in pairs if not name and cell]
+        if stray:
+            errors.append(RowError(line, f"value {stray[0]!r} is in a column without a header"))
+        rows.append(Row(line, {name: cell for name, cell in pairs if name}))
+    if errors:
+        raise ImportRejected(errors)
+    return rows
+
+
+def _read_text(source: Source) -> str:
+    if isinstance(source, str | os.PathLike):
+        content: str | bytes = Path(source).read_bytes()
+    else:
+        content = source.read()
+    if isinstance(content, str):
+        return content.removeprefix("\ufeff")
+    try:
+        # Excel's "CSV UTF-8" starts with a byte order mark; utf-8-sig drops it.
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = content[: exc.start].count(b"\n") + 1
+        message = "the file is not UTF-8 text (in Excel, save it as 'CSV UTF-8')"
+        raise ImportRejected([RowError(line, message)]) from None
+
+
+def _numbered(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank rows with trimmed cells and the line each starts on (a cell may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    line = 0
+    try:
+        for cells in reader:
+            start, line = line + 1, reader.line_num
+            trimmed = [cell.strip() for cell in cells]
+            if any(trimmed):
+                yield start, trimmed
+    except csv.Error as exc:
+        raise ImportRejected([RowError(line + 1, f"not valid CSV: {exc}")]) from None
+
+
+def _check_header(line: int, header: list[str], columns: Mapping[str, Column]) -> list[str]:
+    names = [name.lower() for name in header]
+    known = ", ".join(columns)
+    if not header:
+        raise ImportRejected(
+            [RowError(line, f"the file is empty: it needs a header row ({known})")]
+        )
+    if not any(name in columns for name in names):
+        message = f"no header row: the first line must name the columns ({known})"
+        raise ImportRejected([RowError(line, message)])
+    errors = []
+    unknown = [raw for raw, name in zip(header, names, strict=True) if name and name not in columns]
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)
+        errors.append(RowError(line, f"unknown column {listed} (the columns are {known})"))
+    missing = [name for name, column in columns.items() if column.required and name not in names]
+    if missing:
+        errors.append(RowError(line, "missing required column " + ", ".join(missing)))
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        errors.append(RowError(line, "column " + ", ".join(repeated) + " appears twice"))
+    if errors:
+        raise ImportRejected(errors)
+    return names
+
+
+# -- validation: rows to records, no database writes --------------------------------------
+
+
+@dataclass
+class _Parsed:
+    row: Row
+    values: dict[str, Any]
+
+
+def _parse(rows: list[Row], columns: Mapping[str, Column]) -> tuple[list[_Parsed], list[RowError]]:
+    """Convert every cell; a cell that fails is left out of ``values`` and reported."""
+    parsed, errors = [], []
+    for row in rows:
+        values = {}
+        for name, cell in row.cells.items():
+            column = columns[name]
+            if not cell:
+                if column.required:
+                    errors.append(RowError(row.line, f"{name} is empty"))
+                else:
+                    values[name] = column.empty
+                continue
+            try:
+                values[name] = column.parse(cell)
+            except BadValue as exc:
+                errors.append(RowError(row.line, f"{name} {cell!r} {exc}"))
+        parsed.append(_Parsed(row, values))
+    return parsed, errors
+
+
+def _duplicates(
+    parsed: list[_Parsed], key: Callable[[dict[str, Any]], Any], describe: Callable[[Any], str]
+) -> list[RowError]:
+    """An error on each row whose key an earlier row of the file already has."""
+    first: dict[Any, int] = {}
+    errors = []
+    for item in parsed:
+        value = key(item.values)
+        if value is None:
+            continue
+        if value in first:
+            message = f"{describe(value)} is also on line {first[value]}"
+            errors.append(RowError(item.row.line, message))
+        else:
+            first[value] = item.row.line
+    return errors
+
+
+def local_today() -> date:
+    """Today's date where the residents live."""
+    return datetime.now(ZoneInfo(TIMEZONE)).date()
+
+
+def age(born: date, on: date) -> int:
+    """Age in whole years on a given day."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def validate_residents(rows: list[Row], today: date) -> Checked:
+    """Resident records from rows, or ImportRejected listing every bad line."""
+    parsed, errors = _parse(rows, RESIDENT_COLUMNS)
+    warnings = []
+    for item in parsed:
+        born, line = item.values.get("birth_date"), item.row.line
+        if born is None:
+            continue
+        item.values["birth_date"] = born.isoformat()
+        years = age(born, today)
+        if born > today:
+            errors.append(RowError(line, f"birth_date {born} is in the future"))
+        elif years > MAX_AGE:
+            errors.append(RowError(line, f"birth_date {born} is more than {MAX_AGE} years ago"))
+        elif years < ELDER_AGE:
+            message = f"resident is {years} years old (under {ELDER_AGE}): check birth_date"
+            warnings.append(RowError(line, message))
+    errors += _duplicates(parsed, lambda values: values.get("phone"), "phone {}".format)
+    return _checked(parsed, errors, warnings)
+
+
+def validate_contacts(rows: list[Row], resident_ids: Mapping[str, int]) -> Checked:
+    """Contact records (with ``resident_id``) from rows, or ImportRejected."""
+    parsed, errors = _parse(rows, CONTACT_COLUMNS)
+    warnings = []
+    for item in parsed:
+        line, values = item.row.line, item.values
+        owner = values.get("resident_phone")
+        if owner in resident_ids:
+            values["resident_id"] = resident_ids[owner]
+        elif owner is not None:
+            cell = item.row.cells["resident_phone"]
+            message = f"resident_phone {cell!r} is not in the database (import residents first)"
+            errors.append(RowError(line, message))
+        if "phone" in values and not phones.is_mainland(values["phone"]):
+            message = f"phone {values['phone']} is outside mainland China: calls to it are refused"
+            warnings.append(RowError(line, message))
+
+    def slot_key(values: dict[str, Any]) -> tuple[str, int] | None:
+        if values.get("resident_phone") is None or values.get("slot") is None:
+            return None
+        return values["resident_phone"], values["slot"]
+
+    errors += _duplicates(parsed, slot_key, "resident {0[0]} slot {0[1]}".format)
+    return _checked(parsed, errors, warnings)
+
+
+def validate_operators(rows: list[Row]) -> Checked:
+    """Operator records from rows, or ImportRejected."""
+    parsed, errors = _parse(rows, OPERATOR_COLUMNS)
+    errors += _duplicates(parsed, lambda values: values.get("id"), "operator id {!r}".format)
+    return _checked(parsed, errors, [])
+
+
+def _checked(parsed: list[_Parsed], errors: list[RowError], warnings: list[RowError]) -> Checked:
+    if errors:
+        raise ImportRejected(errors)
+    return Checked([item.values for item in parsed], sorted(warnings, key=lambda w: w.line))
+
+
+# -- writing: one transaction per file ----------------------------------------------------
+
+
+def _write(
+    db: sqlite_utils.Database,
+    checked: Checked,
+    existing: Callable[[], Collection[Any]],
+    key: Callable[[dict[str, Any]], Any],
+    upsert: Callable[[dict[str, Any]], object],
+) -> ImportResult:
+    """Upsert every record in one transaction: an error on any row rolls back them all."""
+    with db.atomic():
+        # Counted inside the transaction so that a concurrent import cannot skew them.
+        known = existing()
+        created = sum(key(record) not in known for record in checked.records)
+        for record in checked.records:
+            upsert(record)
+    return ImportResult(created, len(checked.records) - created, checked.warnings)
+
+
+def import_residents(
+    db: sqlite_utils.Database, source: Source, *, today: date | None = None
+) -> ImportResult:
+    """Import residents from CSV, matched by phone; all rows or none."""
+    checked = validate_residents(read_rows(source, RESIDENT_COLUMNS), today or local_today())
+    at = utcnow()
+    return _write(
+        db,
+        checked,
+        lambda: residents.id_by_phone(db),
+        lambda record: record["phone"],
+        lambda record: residents.upsert(db, record, at),
+    )
+
+
+def import_contacts(db: sqlite_utils.Database, source: Source) -> ImportResult:
+    """Import speed-dial contacts of residents already in the database; all rows or none."""
+    checked = validate_contacts(read_rows(source, CONTACT_COLUMNS), residents.id_by_phone(db))
+
+    def existing() -> set[tuple[int, int]]:
+        owners = {record["resident_id"] for record in checked.records}
+        return {(rid, c["slot"]) for rid in owners for c in residents.contacts(db, rid)}
+
+    return _write(
+        db,
+        checked,
+        existing,
+        lambda record: (record["resident_id"], record["slot"]),
+        lambda record: residents.upsert_contact(db, record["resident_id"], record),
+    )
+
+
+def import_operators(db: sqlite_utils.Database, source: Source) -> ImportResult:
+    """Import operators, matched by id; all rows or none."""
+    checked = validate_operators(read_rows(source, OPERATOR_COLUMNS))
+    return _write(
+        db,
+        checked,
+        lambda: {operator["id"] for operator in operators.all_operators(db)},
+        lambda record: record["id"],
+        lambda record: operators.upsert(db, record),
+    )

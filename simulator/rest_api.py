@@ -1,0 +1,412 @@
+"""A local stand-in for the parts of Twilio's REST API the app uses (calls and SMS).
+
+Point ``TWILIO_API_BASE_URL`` at it and ``ivr.rest.make_client`` sends every request here.
+Run it alone with ``python -m simulator.rest_api --port 5001``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ivr import settings as settings_module
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "2010-04-01"
+FINAL_CALL_STATUSES = frozenset({"completed", "canceled", "busy", "failed", "no-answer"})
+_ACCOUNT = rf"/{API_VERSION}/Accounts/(?P<account>[^/]+)"
+_ROUTES = (
+    (re.compile(rf"^{_ACCOUNT}/Calls\.json$"), {"POST": "_create_call"}),
+    (
+        re.compile(rf"^{_ACCOUNT}/Calls/(?P<sid>[^/]+)\.json$"),
+        {"POST": "_update_call", "GET": "_fetch_call"},
+    ),
+    (re.compile(rf"^{_ACCOUNT}/Messages\.json$"), {"POST": "_create_message"}),
+)
+HOOK_PREFIX = "/_standin/"
+
+Params = dict[str, Any]
+Reply = tuple[int, Any]
+
+
+def new_sid(prefix: str) -> str:
+    """A Twilio-shaped sid: two letters and 32 hex digits (``CA…``, ``SM…``, ``QU…``)."""
+    return prefix + secrets.token_hex(16)
+
+
+def twilio_error(status: int, code: int, message: str) -> Reply:
+    """An error reply in the JSON shape twilio-python turns into ``TwilioRestException``."""
+    more_info = f"https://www.twilio.com/docs/errors/{code}"
+    return status, {"code": code, "message": message, "more_info": more_info, "status": status}
+
+
+def _now() -> str:
+    # Twilio's REST API writes dates in RFC 2822 with a +0000 offset.
+    return format_datetime(datetime.now(UTC))
+
+
+def _segments(body: str) -> int:
+    # GSM-7 fits 160 characters (153 when split); anything else (Chinese) is UCS-2: 70 / 67.
+    single, multi = (160, 153) if body.isascii() else (70, 67)
+    return 1 if len(body) <= single else -(-len(body) // multi)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the stand-in received, as tests want to see it."""
+
+    method: str
+    path: str
+    params: Params
+    account_sid: str | None
+    time: float
+    status: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as plain JSON-able data."""
+        return asdict(self)
+
+
+class RestStandIn:
+    """A real HTTP server on loopback answering like Twilio's REST API, run in a thread."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
+        # ``credentials`` (account sid -> auth token) switches on password checks;
+        # without it any basic-auth user is accepted, as tests rarely care.
+        self.host = host
+        self.port = port
+        self.credentials = dict(credentials) if credentials is not None else None
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._calls: dict[str, dict[str, Any]] = {}
+        self._messages: dict[str, dict[str, Any]] = {}
+        self._failures: list[tuple[int, int | None]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> RestStandIn:
+        """Bind the port and serve in a background thread."""
+        server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        server.standin = self  # type: ignore[attr-defined]
+        self._server = server
+        self.port = server.server_address[1]
+        # A short poll interval lets stop() return quickly (shutdown waits for one poll).
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="rest-standin"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> RestStandIn:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """The URL to put in ``TWILIO_API_BASE_URL``."""
+        return f"http://{self.host}:{self.port}"
+
+    # -- test hooks ------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the recorded API requests, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear(self) -> None:
+        """Forget the recorded requests (calls and messages stay known)."""
+        with self._lock:
+            self._requests.clear()
+
+    def fail_next(self, count: int = 1, status: int = 500, code: int | None = None) -> None:
+        """Answer the next ``count`` API requests with an error of ``status``."""
+        with self._lock:
+            self._failures.extend([(status, code)] * count)
+
+    @property
+    def calls(self) -> dict[str, dict[str, Any]]:
+        """Every call created so far, by sid, as the REST API would show it."""
+        with self._lock:
+            return {sid: dict(call) for sid, call in self._calls.items()}
+
+    @property
+    def messages(self) -> dict[str, dict[str, Any]]:
+        """Every message sent so far, by sid."""
+        with self._lock:
+            return {sid: dict(message) for sid, message in self._messages.items()}
+
+    def set_call_status(self, sid: str, status: str) -> None:
+        """Move a call on as the network would (``ringing``, ``in-progress``, ``completed`` …)."""
+        with self._lock:
+            self._calls[sid].update(status=status, date_updated=_now())
+
+    # -- request handling ------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, params: Params, authorization: str | None) -> Reply:
+        """Answer one API request and record it; the HTTP handler only moves bytes."""
+        account_sid, password = _basic_auth(authorization)
+        status, payload = self._answer(method, path, params, account_sid, password)
+        record = RecordedRequest(method, path, params, account_sid, time.time(), status)
+        with self._lock:
+            self._requests.append(record)
+        return status, payload
+
+    def _answer(
+        self, method: str, path: str, params: Params, account_sid: str | None, password: str
+    ) -> Reply:
+        with self._lock:
+            failure = self._failures.pop(0) if self._failures else None
+        if failure is not None:
+            status, code = failure
+            return twilio_error(status, code or 20000 + status, "Injected failure")
+        if account_sid is None or not self._authorised(account_sid, password):
+            return twilio_error(401, 20003, "Authenticate")
+        for pattern, handlers in _ROUTES:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if method not in handlers:
+                return twilio_error(405, 20004, "Method not allowed")
+            return getattr(self, handlers[method])(params, **match.groupdict())
+        return twilio_error(404, 20404, f"The requested resource {path} was not found")
+
+    def _authorised(self, account_sid: str, password: str) -> bool:
+        if self.credentials is None:
+            return True
+        expected = self.credentials.get(account_sid)
+        return expected is not None and secrets.compare_digest(expected, password)
+
+    def _create_call(self, params: Params, account: str) -> Reply:
+        if not params.get("To"):
+            return twilio_error(400, 21201, "No 'To' number is specified")
+        if not params.get("From"):
+            return twilio_error(400, 21213, "No 'From' number is specified")
+        if not (params.get("Url") or params.get("Twiml") or params.get("ApplicationSid")):
+            return twilio_error(400, 21205, "Url parameter is required")
+        sid, now = new_sid("CA"), _now()
+        call = {
+            "sid": sid,
+            "account_sid": account,
+            "to": params["To"],
+            "to_formatted": params["To"],
+            "from": params["From"],
+            "from_formatted": params["From"],
+            "status": "queued",
+            "direction": "outbound-api",
+            "api_version": API_VERSION,
+            "date_created": now,
+            "date_updated": now,
+            "start_time": None,
+            "end_time": None,
+            "duration": None,
+            "parent_call_sid": None,
+            "price": None,
+            "price_unit": "USD",
+            "answered_by": None,
+            "caller_name": None,
+            "queue_time": "0",
+            "uri": f"/{API_VERSION}/Accounts/{account}/Calls/{sid}.json",
+        }
+        with self._lock:
+            self._calls[sid] = call
+        return 201, dict(call)
+
+    def _update_call(self, params: Params, account: str, sid: str) -> Reply:
+        with self._lock:
+            call = self._calls.get(sid)
+            if call is None or call["account_sid"] != account:
+                return _not_found(account, sid)
+            final = call["status"] in FINAL_CALL_STATUSES
+            if final and (params.get("Url") or params.get("Twiml")):
+                return twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
+            new_status = params.get("Status")
+            # ``canceled`` only ends calls that were never answered; ``completed`` ends any.
+            cancel_too_late = new_status == "canceled" and call["status"] == "in-progress"
+            if new_status and not final and not cancel_too_late:
+                call.update(status=new_status, end_time=_now())
+            call["date_updated"] = _now()
+            return 200, dict(call)
+
+    def _fetch_call(self, params: Params, account: str, sid: str) -> Reply:
+        with self._lock:
+            call = self._calls.get(sid)
+            if call is None or call["account_sid"] != account:
+                return _not_found(account, sid)
+            return 200, dict(call)
+
+    def _create_message(self, params: Params, account: str) -> Reply:
+        if not params.get("To"):
+            return twilio_error(400, 21604, "A 'To' phone number is required.")
+        if not (params.get("From") or params.get("MessagingServiceSid")):
+            return twilio_error(400, 21603, "A 'From' phone number is required.")
+        if not (params.get("Body") or params.get("MediaUrl")):
+            return twilio_error(400, 21602, "Message body is required.")
+        sid, now, body = new_sid("SM"), _now(), str(params.get("Body", ""))
+        message = {
+            "sid": sid,
+            "account_sid": account,
+            "to": params["To"],
+            "from": params.get("From"),
+            "messaging_service_sid": params.get("MessagingServiceSid"),
+            "body": body,
+            "status": "queued",
+            "direction": "outbound-api",
+            "num_segments": str(_segments(body)),
+            "num_media": "0",
+            "api_version": API_VERSION,
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "error_code": None,
+            "error_message": None,
+            "price": None,
+            "price_unit": "USD",
+            "uri": f"/{API_VERSION}/Accounts/{account}/Messages/{sid}.json",
+        }
+        with self._lock:
+            self._messages[sid] = message
+        return 201, dict(message)
+
+    def handle_hook(self, method: str, path: str, params: Params) -> Reply:
+        """Answer the ``/_standin/…`` test hooks (not recorded, no auth)."""
+        name = path[len(HOOK_PREFIX) :]
+        if (method, name) == ("GET", "requests"):
+            return 200, [r.to_dict() for r in self.requests]
+        if (method, name) == ("POST", "reset"):
+            self.clear()
+            return 200, {"cleared": True}
+        if (method, name) == ("POST", "fail"):
+            code = params.get("code")
+            self.fail_next(
+                int(params.get("count", 1)), int(params.get("status", 500)), code and int(code)
+            )
+            return 200, {"failing": True}
+        return twilio_error(404, 20404, f"No stand-in hook {method} {path}")
+
+
+def _not_found(account: str, sid: str) -> Reply:
+    path = f"/{API_VERSION}/Accounts/{account}/Calls/{sid}.json"
+    return twilio_error(404, 20404, f"The requested resource {path} was not found")
+
+
+def _basic_auth(header: str | None) -> tuple[str | None, str]:
+    """The (user, password) of an HTTP basic ``Authorization`` header, or (None, "")."""
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None, ""
+    try:
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, ""
+    return (user or None), password
+
+
+def _flatten(values: dict[str, list[str]]) -> Params:
+    # Twilio repeats a key for lists (StatusCallbackEvent, MediaUrl); keep single values plain.
+    return {key: items[0] if len(items) == 1 else items for key, items in values.items()}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "TwilioStandIn/1.0"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        standin: RestStandIn = self.server.standin  # type: ignore[attr-defined]
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8") if length else ""
+        params = _flatten(parse_qs(url.query, keep_blank_values=True))
+        params.update(_flatten(parse_qs(body, keep_blank_values=True)))
+        if url.path.startswith(HOOK_PREFIX):
+            status, payload = standin.handle_hook(method, url.path, params)
+        else:
+            auth = self.headers.get("Authorization")
+            status, payload = standin.handle(method, url.path, params, auth)
+            logger.info(
+                "%s %s %s -> %d", method, url.path, json.dumps(params, ensure_ascii=False), status
+            )
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default access log; ``_dispatch`` logs one richer line instead."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the stand-in until interrupted, logging each request on one line."""
+    settings = settings_module.load()
+    parser = argparse.ArgumentParser(prog="python -m simulator.rest_api", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=settings.standin_port)
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="accept only TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN from the settings",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    credentials = None
+    if args.strict:
+        credentials = {settings.twilio_account_sid: settings.twilio_auth_token}
+    standin = RestStandIn(args.host, args.port, credentials=credentials).start()
+    logger.info("Twilio REST stand-in on %s (set TWILIO_API_BASE_URL to it)", standin.base_url)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+
+
+if __name__ == "__main__":
+    main()

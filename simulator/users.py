@@ -1,0 +1,187 @@
+"""Whoever holds the simulated phone: the questions TwiML asks and the caller's answers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+# Twilio's defaults for attributes a TwiML document leaves out.
+GATHER_TIMEOUT = 5
+DIAL_TIMEOUT = 30
+# Simulated talk time when an answer gives none.
+DEFAULT_TALK_SECONDS = 60
+
+DIAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
+
+Output = Callable[[str], None]
+
+
+class AnswerKind(StrEnum):
+    """What a caller did when asked."""
+
+    KEYS = "keys"
+    SPEECH = "speech"
+    SILENCE = "silence"
+    DIAL = "dial"
+    WAIT = "wait"
+    BRIDGED = "bridged"
+    HANGUP = "hangup"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A caller's decision: keys sent, words said, a dial outcome, queue news or hang-up."""
+
+    kind: AnswerKind
+    text: str = ""
+    seconds: int = 0
+
+
+HANGUP = Answer(AnswerKind.HANGUP)
+SILENCE = Answer(AnswerKind.SILENCE)
+
+
+@dataclass(frozen=True)
+class GatherQuestion:
+    """A ``<Gather>`` waits for keys or speech."""
+
+    input: str = "dtmf"
+    num_digits: int | None = None
+    finish_on_key: str = "#"
+    timeout: int = GATHER_TIMEOUT
+
+    def prompt(self) -> str:
+        """The question in Chinese and English."""
+        modes = self.input.split()
+        ways = ["按键 keys (1, 12#)"] if "dtmf" in modes else []
+        ways += ["speech:说的话 words"] if "speech" in modes else []
+        how = " / ".join(ways)
+        return f"👉 请输入 Your input — {how}; 回车=不输入 Enter=no input; hangup=挂机: "
+
+    def parse(self, raw: str) -> Answer:
+        """The answer a script or a person typed, or ValueError."""
+        text = raw.strip()
+        modes = self.input.split()
+        if text.lower() == "hangup":
+            return HANGUP
+        if text.startswith("speech:"):
+            if "speech" not in modes:
+                raise ValueError(
+                    f"{raw!r}: this <Gather> listens only to keys (input={self.input})"
+                )
+            words = text[len("speech:") :].strip()
+            return Answer(AnswerKind.SPEECH, words) if words else SILENCE
+        if not text:
+            return SILENCE
+        if not re.fullmatch(r"[0-9*#]+", text):
+            raise ValueError(f"{raw!r} is not keys, speech:…, hangup or empty for a <Gather>")
+        if "dtmf" not in modes:
+            raise ValueError(f"{raw!r}: this <Gather> listens only to speech (input={self.input})")
+        digits = text.split(self.finish_on_key)[0] if self.finish_on_key else text
+        if self.num_digits:
+            digits = digits[: self.num_digits]
+        return Answer(AnswerKind.KEYS, digits) if digits else SILENCE
+
+
+@dataclass(frozen=True)
+class DialQuestion:
+    """A ``<Dial>`` rings someone: how does it end?"""
+
+    targets: tuple[str, ...]
+    timeout: int = DIAL_TIMEOUT
+
+    def prompt(self) -> str:
+        """The question in Chinese and English."""
+        return (
+            f"👉 拨打结果 Outcome of dialling {', '.join(self.targets)} — completed[:秒 seconds] "
+            f"/ busy / no-answer / failed / canceled / hangup; 回车 Enter=no-answer: "
+        )
+
+    def parse(self, raw: str) -> Answer:
+        """The answer a script or a person typed, or ValueError."""
+        text = raw.strip().lower().removeprefix("dial:")
+        if text == "hangup":
+            return HANGUP
+        status, _, seconds = (text or "no-answer").partition(":")
+        if status not in DIAL_STATUSES or (seconds and status != "completed"):
+            raise ValueError(f"{raw!r} is not a dial outcome ({', '.join(DIAL_STATUSES)})")
+        if status != "completed":
+            return Answer(AnswerKind.DIAL, status)
+        if seconds and not seconds.isdigit():
+            raise ValueError(f"{raw!r}: talk time must be whole seconds")
+        return Answer(AnswerKind.DIAL, status, int(seconds or DEFAULT_TALK_SECONDS))
+
+
+@dataclass(frozen=True)
+class QueueQuestion:
+    """The caller waits in an ``<Enqueue>`` queue: anything happening?"""
+
+    queue: str
+    position: int
+    queue_time: int
+
+    def prompt(self) -> str:
+        """The question in Chinese and English."""
+        return (
+            f"👉 排队中 In queue '{self.queue}' ({self.queue_time} s) — 回车=继续等 Enter=wait; "
+            f"bridged[:秒 seconds]=接线员接听 operator picks up; hangup=挂机: "
+        )
+
+    def parse(self, raw: str) -> Answer:
+        """The answer a script or a person typed, or ValueError."""
+        text = raw.strip().lower().removeprefix("queue:")
+        if text in ("", "wait"):
+            return Answer(AnswerKind.WAIT)
+        if text == "hangup":
+            return HANGUP
+        status, _, seconds = text.partition(":")
+        if status != "bridged" or (seconds and not seconds.isdigit()):
+            raise ValueError(f"{raw!r} is not wait, bridged[:seconds] or hangup for a queue")
+        return Answer(AnswerKind.BRIDGED, status, int(seconds or DEFAULT_TALK_SECONDS))
+
+
+Question = GatherQuestion | DialQuestion | QueueQuestion
+
+
+class User(Protocol):
+    """Whoever holds the phone: answers the engine's questions."""
+
+    def answer(self, question: Question) -> Answer: ...
+
+
+class ScriptedUser:
+    """Answers from a list (``"1"``, ``""``, ``"speech:摔倒了"``, ``"dial:busy"``, ``"hangup"``)."""
+
+    def __init__(self, answers: Iterable[str], then: str = "hangup") -> None:
+        # When the script runs out the caller does ``then`` to every question: by default
+        # hangs up, so a call always ends where the script ends.
+        self.remaining = list(answers)
+        self.then = then
+
+    def answer(self, question: Question) -> Answer:
+        """The next scripted answer; ValueError when it does not fit the question."""
+        raw = self.remaining.pop(0) if self.remaining else self.then
+        return question.parse(raw)
+
+
+class InteractiveUser:
+    """Asks the person at the terminal; Enter alone means no input."""
+
+    def __init__(self, read: Callable[[str], str] = input, output: Output = print) -> None:
+        self.read = read
+        self.output = output
+
+    def answer(self, question: Question) -> Answer:
+        """Ask until the typed answer fits; end of input hangs up."""
+        while True:
+            try:
+                raw = self.read(question.prompt())
+            except EOFError:
+                return HANGUP
+            try:
+                return question.parse(raw)
+            except ValueError as exc:
+                self.output(f"⚠️  {exc}")

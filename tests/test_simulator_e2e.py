@@ -1,0 +1,493 @@
+"""The simulated phone against the real app: whole calls, what the caller heard, what was stored.
+
+In-process walks go through ``FlaskTransport``; one test runs the real two-process setup
+(``flask --app app up`` and ``flask --app app simulate`` over HTTP).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import fields
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+import requests
+from flask import Flask
+
+from callflows import prompts
+from data import calls
+from ivr.embedded_redis import EmbeddedRedis
+from ivr.settings import PROJECT_ROOT, Settings
+from simulator.phone import STATUS_PATH, VOICE_PATH, CallRecord, Phone, Webhook
+from simulator.transport import FlaskTransport
+from simulator.users import ScriptedUser
+from tests import twiml_check
+from tests.conftest import AUTH_TOKEN, BASE_URL, DUTY, HOTLINE, SHORTCUT, SOS
+
+CHEN = "+8613800138000"
+STRANGER = "+8618612345678"
+SON, DAUGHTER = "+8613900139001", "+8615000150002"
+# Three turns of the SOS wait loop (12 s each) pass the 30 s fallback: the fourth <Leave>s.
+SOS_WAITS = ["", "", ""]
+SOS_PATHS = [
+    VOICE_PATH,
+    *["/ivr/queue/wait?queue=sos"] * 4,
+    "/ivr/queue/exit?queue=sos",
+]
+
+Walk = Callable[[str, str, list[str]], CallRecord]
+
+
+def check_twiml(webhook: Webhook, app: Flask) -> ElementTree.Element | None:
+    """Check what the app answered to one webhook; the parsed TwiML, if any."""
+    if webhook.url.endswith(STATUS_PATH):
+        assert webhook.status == 204, webhook.body
+        return None
+    assert webhook.status == 200, f"{webhook.url}: HTTP {webhook.status} {webhook.body[:300]}"
+    # Only a waitUrl fetch carries the queue's position; only a whisper has a parent call.
+    return twiml_check.check(
+        webhook.body,
+        app,
+        wait_document="QueuePosition" in webhook.params,
+        whisper="ParentCallSid" in webhook.params,
+    )
+
+
+@pytest.fixture
+def walk(app: Flask) -> Walk:
+    """Place one scripted call through the real app; every TwiML document answered is checked."""
+
+    def call(from_number: str, to_number: str, script: list[str]) -> CallRecord:
+        settings = app.config["SETTINGS"]
+        phone = Phone.for_settings(
+            settings,
+            FlaskTransport(app, AUTH_TOKEN, BASE_URL),
+            ScriptedUser(script),
+            from_number=from_number,
+            to_number=to_number,
+            output=lambda line: None,
+        )
+        record = phone.call()
+        for webhook in record.requests:
+            check_twiml(webhook, app)
+        return record
+
+    return call
+
+
+def paths(record: CallRecord) -> list[str]:
+    """Path and query of every URL the phone posted to."""
+    return [url.removeprefix(BASE_URL) for url in record.urls]
+
+
+def heard(record: CallRecord) -> list[str]:
+    """Every sentence the caller heard, in order."""
+    return [line.removeprefix("🔊 ") for line in record.lines if line.startswith("🔊 ")]
+
+
+def answer_to(record: CallRecord, path: str, index: int = 0) -> ElementTree.Element:
+    """The TwiML the app answered to the ``index``-th request to ``path``."""
+    bodies = [w.body for w in record.requests if w.url.removeprefix(BASE_URL) == path]
+    return twiml_check.parse(bodies[index])
+
+
+def kinds(db, sid: str) -> list[str]:
+    """The kinds of event in the call's timeline."""
+    return [event["kind"] for event in calls.events(db, sid)]
+
+
+def details(db, sid: str, kind: str) -> list[dict]:
+    """The details of one kind of event in the call's timeline."""
+    return [event["detail"] for event in calls.events(db, sid) if event["kind"] == kind]
+
+
+def assert_completed(db, record: CallRecord, line: str, resident_id: int | None) -> None:
+    """The call's row: its line, its resident, and closed by the status callback."""
+    row = calls.get(db, record.sid)
+    assert row is not None
+    assert (row["line"], row["resident_id"]) == (line, resident_id)
+    assert (row["status"], row["duration"]) == ("completed", record.duration)
+    assert row["ended_at"] is not None
+    assert details(db, record.sid, "status") == [
+        {
+            "status": "completed",
+            "duration": record.duration,
+            "sequence": "0",
+            "timestamp": record.requests[-1].params["Timestamp"],
+        }
+    ]
+
+
+# -- SOS ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("caller", [CHEN, STRANGER, "anonymous"])
+def test_sos_waits_then_rings_the_duty_phones(walk: Walk, db, chen, caller: str) -> None:
+    record = walk(caller, SOS, [*SOS_WAITS, "dial:completed:95"])
+
+    assert heard(record) == [
+        prompts.SOS_CONNECTING,
+        *[prompts.SOS_WAIT_FIRST] * 3,
+        prompts.DUTY_CONNECTING,
+    ]
+    assert paths(record) == [*SOS_PATHS, "/ivr/duty/result?attempt=1", STATUS_PATH]
+    assert [w.params["QueueTime"] for w in record.requests[1:5]] == ["0", "12", "24", "36"]
+    assert answer_to(record, "/ivr/queue/wait?queue=sos", 3).find("Leave") is not None
+    dial = answer_to(record, "/ivr/queue/exit?queue=sos").find("Dial")
+    assert dial is not None and [n.text for n in dial.iter("Number")] == list(DUTY)
+    assert answer_to(record, "/ivr/duty/result?attempt=1").find("Hangup") is not None
+
+    assert_completed(db, record, "sos", chen["id"] if caller == CHEN else None)
+    assert calls.get(db, record.sid)["from_number"] == caller
+    assert kinds(db, record.sid) == [
+        "call_started",
+        "enqueued",
+        "queue_exit",
+        "duty_dial",
+        "duty_dial_result",
+        "status",
+    ]
+    assert details(db, record.sid, "duty_dial_result") == [
+        {"attempt": 1, "status": "completed", "duration": 95}
+    ]
+
+
+def test_sos_duty_phones_ring_again_until_one_answers(walk: Walk, db) -> None:
+    record = walk("anonymous", SOS, [*SOS_WAITS, "dial:no-answer", "dial:busy", "dial:completed"])
+
+    assert paths(record)[-4:] == [
+        "/ivr/duty/result?attempt=1",
+        "/ivr/duty/result?attempt=2",
+        "/ivr/duty/result?attempt=3",
+        STATUS_PATH,
+    ]
+    assert heard(record)[-3:] == [prompts.DUTY_CONNECTING, prompts.DUTY_RETRY, prompts.DUTY_RETRY]
+    statuses = [d["status"] for d in details(db, record.sid, "duty_dial_result")]
+    assert statuses == ["no-answer", "busy", "completed"]
+
+
+def test_sos_operator_picks_up_in_the_queue(walk: Walk, db, chen) -> None:
+    record = walk(CHEN, SOS, ["", "bridged:200"])
+
+    assert paths(record)[-2:] == ["/ivr/queue/exit?queue=sos", STATUS_PATH]
+    assert record.requests[-2].params["QueueResult"] == "bridged"
+    assert record.duration >= 224
+    assert "duty_dial" not in kinds(db, record.sid)
+    assert_completed(db, record, "sos", chen["id"])
+
+
+# -- service hotline ---------------------------------------------------------------------------
+
+
+def test_hotline_key_takes_a_service_request_and_a_callback(walk: Walk, db, chen) -> None:
+    record = walk(CHEN, HOTLINE, ["2", "2"])
+
+    [row] = db.query("SELECT * FROM service_requests")
+    assert paths(record) == [
+        VOICE_PATH,
+        "/ivr/hotline/choice?attempt=1&invalid=0",
+        f"/ivr/hotline/next?request={row['id']}",
+        STATUS_PATH,
+    ]
+    service = prompts.SERVICE_NAMES["life_care"]
+    assert heard(record) == [
+        prompts.HOTLINE_GREETING_KNOWN.format(title="陈依伯"),
+        prompts.HOTLINE_MENU,
+        prompts.SERVICE_REGISTERED.format(service=service),
+        prompts.SERVICE_NEXT_STEP,
+        prompts.CALLBACK_PROMISED,
+    ]
+    assert {k: row[k] for k in ("type", "call_sid", "resident_id", "phone")} == {
+        "type": "life_care",
+        "call_sid": record.sid,
+        "resident_id": chen["id"],
+        "phone": CHEN,
+    }
+    assert row["callback_requested"] == 1
+    assert_completed(db, record, "hotline", chen["id"])
+    assert details(db, record.sid, "callback_requested") == [{"request_id": row["id"]}]
+
+
+def test_hotline_speech_about_a_fall_goes_to_the_sos_queue(walk: Walk, db) -> None:
+    record = walk(STRANGER, HOTLINE, ["speech:我摔倒了", "bridged:60"])
+
+    assert paths(record) == [
+        VOICE_PATH,
+        "/ivr/hotline/choice?attempt=1&invalid=0",
+        "/ivr/sos",
+        "/ivr/queue/wait?queue=sos",
+        "/ivr/queue/exit?queue=sos",
+        STATUS_PATH,
+    ]
+    assert record.requests[1].params["SpeechResult"] == "我摔倒了"
+    assert heard(record)[-2:] == [prompts.SOS_CONNECTING, prompts.SOS_WAIT_FIRST]
+    assert details(db, record.sid, "choice") == [{"menu": "hotline", "choice": "sos"}]
+    assert "routed_to_sos" in kinds(db, record.sid)
+    assert_completed(db, record, "hotline", None)
+
+
+def test_hotline_silence_twice_reaches_the_operator_queue(walk: Walk, db) -> None:
+    record = walk(STRANGER, HOTLINE, ["", "", "bridged:30"])
+
+    assert paths(record) == [
+        VOICE_PATH,
+        "/ivr/hotline/menu?attempt=2&invalid=0",
+        "/ivr/operator?reason=no_input",
+        "/ivr/queue/wait?queue=service",
+        "/ivr/queue/exit?queue=service",
+        STATUS_PATH,
+    ]
+    assert heard(record)[-3:] == [
+        prompts.NO_INPUT_TO_OPERATOR,
+        prompts.OPERATOR_CONNECTING,
+        prompts.SERVICE_WAIT_FIRST,
+    ]
+    assert details(db, record.sid, "to_operator") == [{"reason": "no_input"}]
+    assert_completed(db, record, "hotline", None)
+
+
+def test_hotline_invalid_key_then_a_valid_one(walk: Walk, db) -> None:
+    record = walk(STRANGER, HOTLINE, ["9", "3", "2"])
+
+    assert paths(record)[1:3] == [
+        "/ivr/hotline/choice?attempt=1&invalid=0",
+        "/ivr/hotline/choice?attempt=1&invalid=1",
+    ]
+    assert prompts.INVALID_KEY.format(key="9号键") in heard(record)
+    assert details(db, record.sid, "invalid_input") == [{"digits": "9", "count": 1}]
+    [row] = db.query("SELECT * FROM service_requests")
+    assert (row["type"], row["call_sid"], row["callback_requested"]) == (
+        "housekeeping",
+        record.sid,
+        1,
+    )
+
+
+# -- shortcut line -----------------------------------------------------------------------------
+
+
+def test_shortcut_early_digit_dials_the_son_within_the_free_minutes(walk: Walk, db, chen) -> None:
+    first = walk(CHEN, SHORTCUT, ["1", "dial:completed:75"])
+
+    assert paths(first) == [
+        VOICE_PATH,
+        "/ivr/shortcut/choice",
+        "/ivr/shortcut/dial-result?slot=1",
+        STATUS_PATH,
+    ]
+    dial = answer_to(first, "/ivr/shortcut/choice").find("Dial")
+    assert dial is not None and dial.find("Number").text == SON
+    assert (dial.get("callerId"), dial.get("timeLimit")) == (SHORTCUT, str(330 * 60))
+    assert first.requests[2].params["DialCallDuration"] == "75"
+    assert heard(first) == [
+        prompts.SHORTCUT_HELLO,
+        prompts.SHORTCUT_CONNECTING.format(label="儿子"),
+        prompts.CALL_ENDED,
+    ]
+    [result] = details(db, first.sid, "dial_result")
+    assert (result["slot"], result["status"], result["duration"]) == (1, "completed", 75)
+    assert_completed(db, first, "shortcut", chen["id"])
+
+    # 75 s count as two whole minutes against the next call's limit.
+    second = walk(CHEN, SHORTCUT, ["2", "dial:no-answer"])
+
+    dial = answer_to(second, "/ivr/shortcut/choice").find("Dial")
+    assert dial is not None and dial.find("Number").text == DAUGHTER
+    assert dial.get("timeLimit") == str((330 - 2) * 60) == "19680"
+    assert prompts.SHORTCUT_NO_ANSWER.format(label="女儿") in heard(second)
+
+
+def test_shortcut_without_a_digit_lists_the_relatives(walk: Walk, db, chen) -> None:
+    record = walk(CHEN, SHORTCUT, ["", "2", "dial:completed:30"])
+
+    assert paths(record)[:3] == [VOICE_PATH, "/ivr/shortcut/menu", "/ivr/shortcut/choice"]
+    assert heard(record)[1:6] == [
+        prompts.SHORTCUT_MENU_INTRO,
+        "联系儿子，请按1。",
+        "联系女儿，请按2。",
+        "联系外甥女，请按5。",
+        prompts.SHORTCUT_MENU_OPERATOR,
+    ]
+    assert details(db, record.sid, "dial")[0]["to"] == DAUGHTER
+
+
+def test_shortcut_empty_slot_is_explained_and_an_operator_offered(walk: Walk, db, chen) -> None:
+    record = walk(CHEN, SHORTCUT, ["7", "0", "bridged:30"])
+
+    assert prompts.SHORTCUT_EMPTY_SLOT.format(slot=7) in heard(record)
+    assert paths(record)[2:5] == [
+        "/ivr/shortcut/offer",
+        "/ivr/queue/wait?queue=service",
+        "/ivr/queue/exit?queue=service",
+    ]
+    assert details(db, record.sid, "refused") == [{"reason": "empty_slot", "slot": 7}]
+    assert not any("<Dial" in w.body for w in record.requests)
+
+
+def test_shortcut_refuses_the_niece_in_hong_kong(walk: Walk, db, chen) -> None:
+    record = walk(CHEN, SHORTCUT, ["5"])
+
+    assert prompts.SHORTCUT_FOREIGN.format(label="外甥女") in heard(record)
+    assert not any("<Dial" in w.body for w in record.requests)
+    assert details(db, record.sid, "refused") == [{"reason": "foreign_number", "slot": 5}]
+    assert_completed(db, record, "shortcut", chen["id"])
+
+
+def test_shortcut_busy_son_then_a_retry_gets_through(walk: Walk, db, chen) -> None:
+    record = walk(CHEN, SHORTCUT, ["1", "dial:busy", "1", "dial:completed:40"])
+
+    assert paths(record) == [
+        VOICE_PATH,
+        "/ivr/shortcut/choice",
+        "/ivr/shortcut/dial-result?slot=1",
+        "/ivr/shortcut/retry?slot=1",
+        "/ivr/shortcut/dial-result?slot=1",
+        STATUS_PATH,
+    ]
+    assert prompts.SHORTCUT_BUSY.format(label="儿子") in heard(record)
+    assert heard(record)[-1] == prompts.CALL_ENDED
+    statuses = [(d["status"], d["duration"]) for d in details(db, record.sid, "dial_result")]
+    assert statuses == [("busy", 0), ("completed", 40)]
+
+
+# -- the real two-process setup ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The process environment with every setting given, so a ``.env`` file cannot interfere."""
+    env = dict(os.environ)
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f.name.upper()] = str(value)
+    return env
+
+
+def redis_children(pid: int) -> list[int]:
+    """Pids of the ``redis-server`` processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields_after_name = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields_after_name[1]) == pid and b"redis-server" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while a process (not a zombie) with this pid exists."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_until_healthy(base_url: str, up: subprocess.Popen, log: Path) -> None:
+    """Poll ``/healthz`` until the database and Redis are ok (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert up.poll() is None, f"`up` exited with {up.returncode}:\n{log.read_text()}"
+        try:
+            response = requests.get(base_url + "/healthz", timeout=1)
+            if response.status_code == 200 and response.json().get("redis") == "ok":
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"/healthz did not answer ok within 30 s:\n{log.read_text()}")
+
+
+def stop(up: subprocess.Popen) -> None:
+    """Ask ``up`` to stop as Ctrl-C does; kill it when it does not."""
+    if up.poll() is None:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+
+
+def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
+    base_url = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(
+        twilio_account_sid="AC" + "e2e0" * 8,
+        twilio_auth_token="e2e-auth-token",
+        twilio_api_base_url=f"http://127.0.0.1:{free_port()}",
+        public_base_url=base_url,
+        database_path=str(tmp_path / "e2e.db"),
+        redis_url="",  # so that `up` starts the embedded Redis
+        run_dir=str(tmp_path / "run"),
+        sos_numbers=(SOS,),
+        hotline_numbers=(HOTLINE,),
+        shortcut_numbers=(SHORTCUT,),
+        duty_numbers=DUTY,
+    )
+    env = environment(settings)
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    log = tmp_path / "up.log"
+    redis_pids: list[int] = []
+    with log.open("w") as out:
+        up = subprocess.Popen(
+            [*flask, "up"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_healthy(base_url, up, log)
+        redis_pids = redis_children(up.pid)
+        assert len(redis_pids) == 1, f"`up` should run one embedded redis-server: {redis_pids}"
+
+        script = ",".join([*SOS_WAITS, "dial:completed:95"])
+        simulate = subprocess.run(
+            [*flask, "simulate", "--line", "sos", "--from", "anonymous", "--script", script],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+        assert simulate.returncode == 0, simulate.stdout + simulate.stderr
+        assert f"🔊 {prompts.SOS_CONNECTING}" in simulate.stdout
+        assert f"→ POST {base_url}/ivr/duty/result?attempt=1" in simulate.stdout
+        assert "‼️" not in simulate.stdout, simulate.stdout
+        assert simulate.stdout.rstrip().endswith("completed")
+    finally:
+        stop(up)
+        leftover = [pid for pid in redis_pids if alive(pid)]
+        for pid in leftover:  # never leave a server behind, even when the test fails
+            os.kill(pid, signal.SIGKILL)
+
+    assert up.returncode is not None
+    assert leftover == [], f"`up` left its redis-server running:\n{log.read_text()}"
+    assert not EmbeddedRedis(Path(settings.run_dir)).ping()
+    with closing(sqlite3.connect(settings.database_path)) as conn:
+        rows = conn.execute(
+            "SELECT line, from_number, to_number, status, duration FROM calls"
+        ).fetchall()
+    assert len(rows) == 1
+    line, from_number, to_number, status, duration = rows[0]
+    assert (line, from_number, to_number, status) == ("sos", "anonymous", SOS, "completed")
+    assert duration > 0
