@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import signal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,6 +51,23 @@ def demo_env_text(public_base_url: str, standin_url: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ensure_demo_env(config: settings.Settings | None = None) -> bool:
+    """Write a demo ``.env`` when there is none and no auth token is set; True if written."""
+    env_file = settings.PROJECT_ROOT / ".env"
+    config = config or settings.load()
+    if config.twilio_auth_token or env_file.exists():
+        return False
+    defaults = settings.Settings()
+    standin = f"http://127.0.0.1:{defaults.standin_port}"
+    env_file.write_text(demo_env_text(defaults.public_base_url, standin), encoding="utf-8")
+    click.secho(f"wrote demo settings to {env_file}", fg="yellow")
+    return True
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
@@ -66,15 +84,11 @@ def up_command(host: str) -> None:
     from app import create_app
     from simulator.rest_api import RestStandIn
 
-    env_file = settings.PROJECT_ROOT / ".env"
     config = current_app.config["SETTINGS"]
-    if not config.twilio_auth_token and not env_file.exists():
-        defaults = settings.Settings()
-        standin = f"http://127.0.0.1:{defaults.standin_port}"
-        env_file.write_text(demo_env_text(defaults.public_base_url, standin), encoding="utf-8")
-        click.secho(f"wrote demo settings to {env_file}", fg="yellow")
+    if ensure_demo_env(config):
         config = settings.load()
-
+    # A plain `kill` must stop the embedded Redis and the stand-in too, not orphan them.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     services: list = []
     try:
         if not config.redis_url:

@@ -421,9 +421,9 @@ def wait_until_healthy(base_url: str, up: subprocess.Popen, log: Path) -> None:
 
 
 def stop(up: subprocess.Popen) -> None:
-    """Ask ``up`` to stop as Ctrl-C does; kill it when it does not."""
+    """Stop ``up`` as a process manager does (SIGTERM); kill it when it does not stop."""
     if up.poll() is None:
-        up.send_signal(signal.SIGINT)
+        up.send_signal(signal.SIGTERM)
         try:
             up.wait(timeout=10)
         except subprocess.TimeoutExpired:
