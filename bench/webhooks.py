@@ -70,12 +70,26 @@ def main() -> None:
 
             rid = residents.upsert(
                 get_db(),
-                {"phone": CALLER, "name": "陈国强", "gender": "M", "birth_date": "1941-03-02",
-                 "community": "鼓楼区", "address": "温泉路12号", "dialect": "fuzhou"},
+                {
+                    "phone": CALLER,
+                    "name": "陈国强",
+                    "gender": "M",
+                    "birth_date": "1941-03-02",
+                    "community": "鼓楼区",
+                    "address": "温泉路12号",
+                    "dialect": "fuzhou",
+                },
             )
             residents.upsert_contact(
-                get_db(), rid, {"slot": 1, "name": "陈明", "relation": "儿子",
-                                "phone": "+8613900139001", "emergency": 1},
+                get_db(),
+                rid,
+                {
+                    "slot": 1,
+                    "name": "陈明",
+                    "relation": "儿子",
+                    "phone": "+8613900139001",
+                    "emergency": 1,
+                },
             )
         client = app.test_client()
         validator = RequestValidator(TOKEN)
@@ -84,8 +98,7 @@ def main() -> None:
             def once() -> None:
                 params = {"CallSid": "CA" + uuid.uuid4().hex, "From": CALLER, "To": to, **extra}
                 signature = validator.compute_signature(BASE + path, params)
-                response = client.post(path, data=params,
-                                       headers={"X-Twilio-Signature": signature})
+                response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
                 assert response.status_code == 200, response.status_code
 
             return once
@@ -94,8 +107,7 @@ def main() -> None:
             "baseline: signed <Response/>": hit("/bench/empty", SOS),
             "SOS /twilio/voice": hit("/twilio/voice", SOS),
             "hotline /twilio/voice": hit("/twilio/voice", HOTLINE),
-            "hotline choice (speech)": hit("/ivr/hotline/choice", HOTLINE,
-                                           SpeechResult="我摔倒了"),
+            "hotline choice (speech)": hit("/ivr/hotline/choice", HOTLINE, SpeechResult="我摔倒了"),
             "shortcut choice -> Dial": hit("/ivr/shortcut/choice", SHORTCUT, Digits="1"),
         }
         results: dict[str, tuple[float, float]] = {}

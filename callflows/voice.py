@@ -15,19 +15,22 @@ Links = Callable[..., str]
 
 @dataclass(frozen=True)
 class Style:
-    """Voice, speed and patience settings: elderly callers need slow speech and long waits."""
+    """Voice, speed and patience: elderly callers need slow speech and long waits.
 
-    voice: str = "Polly.Zhiyu"
-    language: str = "cmn-CN"
-    rate: str = "85%"
-    slow_rate: str = "70%"
-    speech_language: str = "cmn-Hans-CN"
-    gather_timeout: int = 8
-    gather_slow_timeout: int = 12
-    speech_timeout: int = 3
-    digit_timeout: int = 4
-    dial_timeout: int = 30
-    wait_pause: int = 8
+    The values come from the deployment's settings (``ivr.call.style_of``); none are set here.
+    """
+
+    voice: str
+    language: str
+    rate: str
+    slow_rate: str
+    speech_language: str
+    gather_timeout: int
+    gather_slow_timeout: int
+    speech_timeout: int
+    digit_timeout: int
+    dial_timeout: int
+    wait_pause: int
 
 
 def say(node: TwiML, text: str, style: Style, *, slow: bool = False) -> None:

@@ -59,8 +59,13 @@ def test_withheld(raw):
 
 @pytest.mark.parametrize(
     ("number", "mainland"),
-    [("+8613800138000", True), ("+85291234567", False), ("+85366123456", False),
-     ("+886912345678", False), ("+14155550100", False)],
+    [
+        ("+8613800138000", True),
+        ("+85291234567", False),
+        ("+85366123456", False),
+        ("+886912345678", False),
+        ("+14155550100", False),
+    ],
 )
 def test_mainland(number, mainland):
     assert phones.is_mainland(number) is mainland

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from data import calls, residents
 from tests.conftest import SHORTCUT
 from tests.twiml_check import query
@@ -12,6 +14,18 @@ CHEN_PHONE = "+8613800138000"
 def kinds(db, sid):
     """The kinds of event in the call's timeline."""
     return [e["kind"] for e in calls.events(db, sid)]
+
+
+def talk(phone, seconds: int, slot: str = "1") -> None:
+    """Make one connected family call of ``seconds`` from 陈依伯's phone."""
+    call = phone(CHEN_PHONE, SHORTCUT)
+    dialled = call.post(call.start().url("Gather"), Digits=slot)
+    call.post(
+        dialled.url("Dial"),
+        DialCallStatus="completed",
+        DialCallDuration=str(seconds),
+        DialCallSid="CA" + uuid.uuid4().hex,
+    )
 
 
 def test_early_digit_connects_the_slot(phone, chen, db):
@@ -167,14 +181,7 @@ def test_resident_override_of_free_minutes(phone, chen, db):
 
 def test_used_up_minutes_refuse_the_call_and_point_to_sos(phone, chen, db):
     db["residents"].update(chen["id"], {"free_minutes": 1})
-    first = phone(CHEN_PHONE, SHORTCUT)
-    dialled = first.post(first.start().url("Gather"), Digits="1")
-    first.post(
-        dialled.url("Dial"),
-        DialCallStatus="completed",
-        DialCallDuration="60",
-        DialCallSid="CA" + "e" * 32,
-    )
+    talk(phone, seconds=60)
     second = phone(CHEN_PHONE, SHORTCUT)
     reply = second.post(second.start().url("Gather"), Digits="1")
     assert not reply.has("Dial")
@@ -188,14 +195,7 @@ def test_minutes_renew_with_the_month_in_shanghai_time(phone, chen, db, clock):
     db["residents"].update(chen["id"], {"free_minutes": 1})
     # 23:59:50 on 30 November in Shanghai is 15:59:50 UTC.
     clock.now = datetime(2026, 11, 30, 15, 59, 50, tzinfo=UTC)
-    first = phone(CHEN_PHONE, SHORTCUT)
-    dialled = first.post(first.start().url("Gather"), Digits="1")
-    first.post(
-        dialled.url("Dial"),
-        DialCallStatus="completed",
-        DialCallDuration="60",
-        DialCallSid="CA" + "f" * 32,
-    )
+    talk(phone, seconds=60)
     clock.advance(seconds=11)  # now 1 December in Shanghai
     second = phone(CHEN_PHONE, SHORTCUT)
     reply = second.post(second.start().url("Gather"), Digits="1")
