@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from data import db as store
-from ivr import db, health, settings, webhooks
+from ivr import db, health, operator_routes, queueing, settings, webhooks
 
 
 def create_app(
@@ -30,7 +30,9 @@ def create_app(
         conn.conn.close()
 
     db.init_app(app)
+    queueing.init_app(app)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(operator_routes.bp)
     app.register_blueprint(health.bp)
     _register_commands(app)
     return app
@@ -38,8 +40,10 @@ def create_app(
 
 def _register_commands(app: Flask) -> None:
     from ivr import cli, demo
+    from queue_workers.worker import worker_command
     from simulator.cli import simulate_command
 
     cli.register(app)
     demo.register(app)
     app.cli.add_command(simulate_command, name="simulate")
+    app.cli.add_command(worker_command)

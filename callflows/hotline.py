@@ -170,11 +170,11 @@ def not_understood(
     return menu(style, links, attempt=1, intro=intro, invalid=invalid)
 
 
-def to_operator(style: Style, links: Links, reason: str) -> VoiceResponse:
+def to_operator(style: Style, links: Links, since_ms: int) -> VoiceResponse:
     """Hand the caller to a person: the service queue."""
     response = VoiceResponse()
     say(response, prompts.OPERATOR_CONNECTING, style)
-    return enqueue(response, Queue.SERVICE, links)
+    return enqueue(response, Queue.SERVICE, links, since_ms)
 
 
 def to_sos(links: Links) -> VoiceResponse:

@@ -115,3 +115,36 @@ def title_for(name: str, gender: str | None, dialect: str | None) -> str:
 def key_name(key: str) -> str:
     """How a key is spoken: ``5`` -> ``5号键``, ``*`` -> ``星号键``."""
     return KEY_NAMES.get(key, f"{key}号键")
+
+
+# -- operators (what the person answering hears before accepting) -----------------------
+CONNECTING_OPERATOR = "正在为您接通工作人员，请不要挂机。"
+OPERATOR_BUSY_RETRY = "工作人员正忙，正在为您继续接通，请不要挂机。"
+WHISPER_SOS = "紧急求助！"
+WHISPER_HOTLINE = "服务热线来电。"
+WHISPER_CALLBACK = "回拨紧急求助。"
+WHISPER_RESIDENT = "{name}，{age}岁，{community}。地址：{address}。"
+WHISPER_MEDICAL = "病史：{notes}。"
+WHISPER_ALONE = "独居老人。"
+WHISPER_DIALECT = "讲{dialect}。"
+WHISPER_UNKNOWN = "来电号码{number}，未登记。"
+WHISPER_WITHHELD = "来电号码未显示。"
+WHISPER_ACCEPT = "接听请按1。"
+WHISPER_TAKEN = "这个来电已经由其他同事接听，谢谢。"
+WHISPER_NOT_ACCEPTED = "没有确认接听，来电将转给其他同事。"
+DIALECT_NAMES = {"fuzhou": "福州话", "minnan": "闽南话", "cantonese": "粤语", "hakka": "客家话"}
+
+# -- calling back an SOS caller who hung up ---------------------------------------------
+SOS_CALLBACK_GREETING = (
+    "您好，这里是紧急救援中心。刚才您打了求助电话，现在为您接通工作人员，请不要挂机。"
+)
+
+# -- texts to emergency contacts --------------------------------------------------------
+SMS_SOS_ESCALATED = (
+    "【智慧养老呼叫中心】您的家人{name}于{time}拨打了SOS紧急求助电话，"
+    "呼叫中心正在处理，请保持电话畅通。"
+)
+SMS_SOS_ABANDONED = (
+    "【智慧养老呼叫中心】您的家人{name}于{time}拨打了SOS紧急求助电话后挂断，"
+    "呼叫中心正在回拨联系，请您也尽快与老人联系。"
+)

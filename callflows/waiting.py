@@ -26,16 +26,27 @@ WAIT_TEXTS = {
 STILL_WAITING_RESULTS = frozenset({"leave", "error", "system-error", "queue-full"})
 
 
-def enqueue(response: VoiceResponse, queue: Queue, links: Links) -> VoiceResponse:
-    """Put the caller in ``queue`` with the app's wait loop and exit handler."""
+def enqueue(response: VoiceResponse, queue: Queue, links: Links, since_ms: int) -> VoiceResponse:
+    """Put the caller in ``queue`` with the app's wait loop and exit handler.
+
+    ``since`` (when the caller started waiting) travels in the URLs, so the wait loop can
+    send the caller to the duty phones in time even when Redis and every worker are down.
+    """
     response.enqueue(
         queue.value,
-        wait_url=links("/ivr/queue/wait", queue=queue.value),
+        wait_url=links("/ivr/queue/wait", queue=queue.value, since=since_ms),
         wait_url_method="POST",
-        action=links("/ivr/queue/exit", queue=queue.value),
+        action=links("/ivr/queue/exit", queue=queue.value, since=since_ms),
         method="POST",
     )
     return response
+
+
+def back_in_line(queue: Queue, style: Style, links: Links, since_ms: int) -> VoiceResponse:
+    """The operator did not take the call: reassure and wait in line again."""
+    response = VoiceResponse()
+    say(response, prompts.OPERATOR_BUSY_RETRY, style)
+    return enqueue(response, queue, links, since_ms)
 
 
 def wait_music(
@@ -73,14 +84,20 @@ def queue_exit(
 
 
 def duty_dial(
-    duty_numbers: Sequence[str], attempt: int, style: Style, links: Links
+    duty_numbers: Sequence[str],
+    attempt: int,
+    style: Style,
+    links: Links,
+    *,
+    response: VoiceResponse | None = None,
 ) -> VoiceResponse:
     """Ring every duty phone at once; the result handler keeps trying until one answers."""
-    response = VoiceResponse()
+    response = response or VoiceResponse()
     if not duty_numbers:
-        # A deployment without duty phones must still not drop the caller: back to the queue.
+        # A deployment without duty phones must still not drop the caller: wait again, with
+        # a fresh start so the wait loop does not leave again at once.
         say(response, prompts.NO_DUTY_PHONES, style)
-        return enqueue(response, Queue.SOS, links)
+        return enqueue(response, Queue.SOS, links, since_ms=0)
     say(response, prompts.DUTY_CONNECTING if attempt == 1 else prompts.DUTY_RETRY, style)
     dial(response, duty_numbers, style, action=links("/ivr/duty/result", attempt=attempt))
     return response
@@ -108,5 +125,5 @@ def system_trouble(duty_numbers: Sequence[str], style: Style, links: Links) -> V
     if duty_numbers:
         dial(response, duty_numbers, style, action=links("/ivr/duty/result", attempt=1))
     else:
-        enqueue(response, Queue.SOS, links)
+        enqueue(response, Queue.SOS, links, since_ms=0)
     return response

@@ -153,3 +153,53 @@ def shortcut_seconds_used(
         if info.get("status") == "completed" and seconds > 0:
             total += -(-seconds // unit_seconds) * unit_seconds
     return total
+
+
+def mark_queued(db: sqlite_utils.Database, call_sid: str, at: str) -> None:
+    """Remember when the call first started waiting for a person (kept on re-queueing)."""
+    db.execute(
+        "UPDATE calls SET queued_at = coalesce(queued_at, ?) WHERE call_sid = ?", [at, call_sid]
+    )
+    db.conn.commit()
+
+
+def mark_answered(db: sqlite_utils.Database, call_sid: str, operator_id: str, at: str) -> None:
+    """A person answered the call: who and when (the first answer counts)."""
+    db.execute(
+        "UPDATE calls SET answered_at = coalesce(answered_at, ?),"
+        " operator_id = coalesce(operator_id, ?), outcome = 'answered' WHERE call_sid = ?",
+        [at, operator_id, call_sid],
+    )
+    db.conn.commit()
+
+
+def set_outcome(db: sqlite_utils.Database, call_sid: str, outcome: str) -> None:
+    """Record how the call ended for the service-level report, unless it was answered."""
+    db.execute(
+        "UPDATE calls SET outcome = ? WHERE call_sid = ? AND coalesce(outcome, '') != 'answered'",
+        [outcome, call_sid],
+    )
+    db.conn.commit()
+
+
+def add_alert(
+    db: sqlite_utils.Database, call_sid: str | None, kind: str, detail: dict[str, Any], at: str
+) -> int:
+    """Something a supervisor must look at (an SOS caller who could not be called back...)."""
+    row = {
+        "call_sid": call_sid,
+        "kind": kind,
+        "detail": json.dumps(detail, ensure_ascii=False),
+        "created_at": at,
+    }
+    return int(db["alerts"].insert(row).last_pk)
+
+
+def record_presence(db: sqlite_utils.Database, changes: list[tuple[str, str, str, str]]) -> None:
+    """Store operator presence changes (stream id, operator, state, time); repeats are dropped."""
+    with db.conn:
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO operator_presence (source, operator_id, state, at)"
+            " VALUES (?, ?, ?, ?)",
+            changes,
+        )

@@ -86,3 +86,34 @@ def foundation(db: sqlite_utils.Database) -> None:
         CREATE INDEX service_requests_status ON service_requests (status, created_at);
         """,
     )
+
+
+@migration("0002_operator_queue")
+def operator_queue(db: sqlite_utils.Database) -> None:
+    """Queue outcomes on calls, the operators' presence history, and supervisor alerts."""
+    run_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN queued_at TEXT;
+        ALTER TABLE calls ADD COLUMN answered_at TEXT;
+        ALTER TABLE calls ADD COLUMN operator_id TEXT;
+        ALTER TABLE calls ADD COLUMN outcome TEXT;
+        CREATE TABLE operator_presence (
+            id INTEGER PRIMARY KEY,
+            operator_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            at TEXT NOT NULL,
+            source TEXT NOT NULL UNIQUE
+        );
+        CREATE INDEX operator_presence_op ON operator_presence (operator_id, at);
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            call_sid TEXT,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            resolved_at TEXT
+        );
+        CREATE INDEX alerts_open ON alerts (resolved_at, created_at);
+        """,
+    )

@@ -48,9 +48,23 @@ class Settings:
     shortcut_digit_timeout: int = 4
     dial_timeout: int = 30
     free_minutes_per_month: int = 330
-    sos_fallback_seconds: int = 30
-    service_fallback_seconds: int = 60
+    supervisor_numbers: tuple[str, ...] = ()
+    sms_from: str = ""
+    sos_escalate_seconds: int = 60
+    sos_fallback_seconds: int = 120
+    service_fallback_seconds: int = 300
     queue_wait_pause_seconds: int = 8
+    operator_ring_seconds: int = 20
+    operator_max_misses: int = 3
+    operator_wrapup_seconds: int = 30
+    # Time for a REST redirect to reach the caller and the operator's phone to start ringing;
+    # an offer with no sign of life after ring + grace is taken back (a worker may have died).
+    offer_grace_seconds: int = 10
+    whisper_seconds: int = 45
+    sos_callback_attempts: int = 3
+    sos_callback_retry_seconds: int = 60
+    worker_processes: int = 2
+    timekeeper_tick_seconds: float = 0.25
     port: int = 5000
     standin_port: int = 5001
 
@@ -63,12 +77,23 @@ class Settings:
         """Every number the deployment answers."""
         return self.sos_numbers + self.hotline_numbers + self.shortcut_numbers
 
+    @property
+    def sms_sender(self) -> str:
+        """The number texts are sent from: ``SMS_FROM``, else the first SOS number."""
+        return self.sms_from or (self.sos_numbers[0] if self.sos_numbers else "")
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some settings changed (tests and the ``up`` command use it)."""
         return replace(self, **changes)
 
 
-_NUMBER_LISTS = {"sos_numbers", "hotline_numbers", "shortcut_numbers", "duty_numbers"}
+_NUMBER_LISTS = {
+    "sos_numbers",
+    "hotline_numbers",
+    "shortcut_numbers",
+    "duty_numbers",
+    "supervisor_numbers",
+}
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -79,6 +104,10 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
         return raw.strip().lower() in _TRUE
     if kind in (int, "int"):
         return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    if name == "sms_from":
+        return phones.normalize(raw)
     return raw.strip()
 
 

@@ -4,38 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort
 from twilio.twiml.voice_response import VoiceResponse
-from werkzeug.exceptions import HTTPException
 
-from callflows import hotline, prompts, shortcut, sos, waiting
+from callflows import hotline, prompts, shortcut
 from callflows.voice import say
 from data import calls, residents, service_requests
 from ivr import minutes, phones
-from ivr.call import Call, Line, arg_int, current_call, field, int_field, links_of, style_of
-from ivr.signature import check_signature
+from ivr.call import Call, Line, arg_int, current_call, field, int_field
+from ivr.guard import protect, twiml
+from ivr.operator_routes import resident_or_none, send_to_sos, settle_final_status, to_operator
 
 log = logging.getLogger(__name__)
-bp = Blueprint("twilio", __name__)
-bp.before_request(check_signature)
-
-
-def twiml(response: VoiceResponse) -> Response:
-    """Serve a TwiML document."""
-    return Response(str(response), mimetype="text/xml")
-
-
-@bp.errorhandler(Exception)
-def fail_safe(error: Exception) -> Response | HTTPException:
-    """Whatever broke, the caller hears an apology and is put through to the duty phones."""
-    if isinstance(error, HTTPException):
-        return error
-    log.exception("webhook %s failed", request.path)
-    settings = current_app.config["SETTINGS"]
-    if request.path == "/twilio/status":
-        return Response(status=204)
-    style, links = style_of(settings), links_of(settings)
-    return twiml(waiting.system_trouble(settings.duty_numbers, style, links))
+bp = protect(Blueprint("twilio", __name__))
 
 
 # -- entry and status ---------------------------------------------------------------------
@@ -46,11 +27,10 @@ def voice() -> Response:
     """The Voice URL of every number: route the call by the number it dialled."""
     call = current_call()
     if call.line is Line.SOS:
-        # The SOS answer needs nothing from the database, so nothing there can delay it.
-        response = sos.answer(call.style, call.links)
-        call.open(_resident_or_none(call))
-        call.event("enqueued", {"queue": waiting.Queue.SOS.value})
-        return twiml(response)
+        # Nothing in the database can hold up an SOS call: every step there is best effort.
+        resident = resident_or_none(call)
+        call.open(resident)
+        return twiml(send_to_sos(call, resident))
     resident = call.resident()
     call.open(resident)
     if call.line is Line.HOTLINE:
@@ -74,7 +54,7 @@ def voice() -> Response:
     call.event("unknown_line", {"to": field("To")})
     response = VoiceResponse()
     say(response, prompts.UNKNOWN_LINE, call.style)
-    return twiml(_to_operator(call, "unknown_line", response))
+    return twiml(to_operator(call, "unknown_line", response))
 
 
 @bp.post("/twilio/status")
@@ -103,72 +83,8 @@ def status() -> Response:
         direction=field("Direction") or None,
         at=call.at,
     )
+    settle_final_status(call, call_status)
     return Response(status=204)
-
-
-# -- waiting for a person: SOS queue, service queue, duty phones --------------------------
-
-
-@bp.post("/ivr/sos")
-def sos_from_menu() -> Response:
-    """A caller who asked for help in a menu: the SOS flow."""
-    call = current_call()
-    call.event("routed_to_sos")
-    call.event("enqueued", {"queue": waiting.Queue.SOS.value})
-    return twiml(sos.answer(call.style, call.links))
-
-
-@bp.post("/ivr/operator")
-def operator() -> Response:
-    """Put the caller through to a person."""
-    call = current_call()
-    return twiml(_to_operator(call, request.args.get("reason", "asked")[:40]))
-
-
-@bp.post("/ivr/queue/wait")
-def queue_wait() -> Response:
-    """The wait loop of a queue: reassure, give the position, leave for duty phones in time."""
-    call = current_call()
-    queue = _queue_arg()
-    fallback = (
-        call.settings.sos_fallback_seconds
-        if queue is waiting.Queue.SOS
-        else call.settings.service_fallback_seconds
-    )
-    position = int_field("QueuePosition", default=0)
-    return twiml(waiting.wait_music(queue, position, int_field("QueueTime"), fallback, call.style))
-
-
-@bp.post("/ivr/queue/exit")
-def queue_exit() -> Response:
-    """The caller left a queue: bridged, hung up, or still waiting for someone."""
-    call = current_call()
-    result = field("QueueResult") or "error"
-    call.event(
-        "queue_exit",
-        {"queue": _queue_arg().value, "result": result, "queue_time": int_field("QueueTime")},
-    )
-    if result in waiting.STILL_WAITING_RESULTS:
-        call.event("duty_dial", {"attempt": 1, "numbers": list(call.settings.duty_numbers)})
-    return twiml(waiting.queue_exit(result, call.settings.duty_numbers, call.style, call.links))
-
-
-@bp.post("/ivr/duty/result")
-def duty_result() -> Response:
-    """After ringing the duty phones: done if one answered, else ring them again."""
-    call = current_call()
-    attempt = max(1, arg_int("attempt", 1))
-    dial_status = field("DialCallStatus") or "failed"
-    call.event(
-        "duty_dial_result",
-        {"attempt": attempt, "status": dial_status, "duration": int_field("DialCallDuration")},
-        dedup_key=f"duty:{call.sid}:{attempt}",
-    )
-    return twiml(
-        waiting.duty_result(
-            dial_status, call.settings.duty_numbers, attempt, call.style, call.links
-        )
-    )
 
 
 # -- service hotline ----------------------------------------------------------------------
@@ -208,7 +124,7 @@ def hotline_choice() -> Response:
     if choice is hotline.Choice.REPEAT:
         return twiml(hotline.menu(call.style, call.links, intro=prompts.HOTLINE_MENU_AGAIN))
     if choice is hotline.Choice.OPERATOR:
-        return twiml(_to_operator(call, "asked"))
+        return twiml(to_operator(call, "asked"))
     request_id = _service_request(call, choice)
     return twiml(
         hotline.service_registered(
@@ -232,7 +148,7 @@ def hotline_next() -> Response:
     digits = field("Digits")
     call.event("digits", {"digits": digits})
     if digits == "1":
-        return twiml(_to_operator(call, "after_service_request"))
+        return twiml(to_operator(call, "after_service_request"))
     if digits == "2":
         service_requests.request_callback(call.db, request_id, at=call.at)
         call.event("callback_requested", {"request_id": request_id})
@@ -268,7 +184,7 @@ def shortcut_choice() -> Response:
     digits = field("Digits")[:1]
     call.event("digits", {"digits": digits})
     if digits == "0":
-        return twiml(_to_operator(call, "asked"))
+        return twiml(to_operator(call, "asked"))
     if not digits.isdigit():
         return shortcut_menu()
     return twiml(_connect_slot(call, int(digits)))
@@ -281,7 +197,7 @@ def shortcut_offer() -> Response:
     digits = field("Digits")[:1]
     call.event("digits", {"digits": digits})
     if digits == "0":
-        return twiml(_to_operator(call, "asked"))
+        return twiml(to_operator(call, "asked"))
     return shortcut_menu()
 
 
@@ -292,7 +208,7 @@ def shortcut_retry() -> Response:
     digits = field("Digits")[:1]
     call.event("digits", {"digits": digits})
     if digits == "0":
-        return twiml(_to_operator(call, "asked"))
+        return twiml(to_operator(call, "asked"))
     slot = arg_int("slot")
     if digits == "1" and 1 <= slot <= 9:
         return twiml(_connect_slot(call, slot))
@@ -318,29 +234,6 @@ def shortcut_dial_result() -> Response:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _resident_or_none(call: Call) -> dict | None:
-    try:
-        return call.resident()
-    except Exception:
-        log.exception("resident lookup failed for SOS call %s", call.sid)
-        return None
-
-
-def _queue_arg() -> waiting.Queue:
-    try:
-        return waiting.Queue(request.args.get("queue", "sos"))
-    except ValueError:
-        return waiting.Queue.SOS
-
-
-def _to_operator(call: Call, reason: str, response: VoiceResponse | None = None) -> VoiceResponse:
-    call.event("to_operator", {"reason": reason})
-    call.event("enqueued", {"queue": waiting.Queue.SERVICE.value})
-    if response is None:
-        return hotline.to_operator(call.style, call.links, reason)
-    return waiting.enqueue(response, waiting.Queue.SERVICE, call.links)
 
 
 def _service_request(call: Call, choice: hotline.Choice) -> int:

@@ -76,6 +76,9 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis) -> Settings:
         hotline_numbers=(HOTLINE,),
         shortcut_numbers=(SHORTCUT,),
         duty_numbers=DUTY,
+        # Short waits keep the walks through the queues short.
+        sos_fallback_seconds=30,
+        service_fallback_seconds=60,
     )
 
 
@@ -86,7 +89,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: Clock) -> Iterator[Flask]:
+def app(settings: Settings, clock: Clock, redis_conn: redis.Redis) -> Iterator[Flask]:
     """The real app on a fresh database file."""
     app = create_app(settings, clock=clock)
     yield app

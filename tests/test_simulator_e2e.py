@@ -7,6 +7,7 @@ In-process walks go through ``FlaskTransport``; one test runs the real two-proce
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -84,9 +85,14 @@ def walk(app: Flask) -> Walk:
     return call
 
 
+def path_of(url: str) -> str:
+    """Path and query of a URL, without the wait-start time stamp (``since``)."""
+    return re.sub(r"&since=\d+", "", url.removeprefix(BASE_URL))
+
+
 def paths(record: CallRecord) -> list[str]:
     """Path and query of every URL the phone posted to."""
-    return [url.removeprefix(BASE_URL) for url in record.urls]
+    return [path_of(url) for url in record.urls]
 
 
 def heard(record: CallRecord) -> list[str]:
@@ -96,7 +102,7 @@ def heard(record: CallRecord) -> list[str]:
 
 def answer_to(record: CallRecord, path: str, index: int = 0) -> ElementTree.Element:
     """The TwiML the app answered to the ``index``-th request to ``path``."""
-    bodies = [w.body for w in record.requests if w.url.removeprefix(BASE_URL) == path]
+    bodies = [w.body for w in record.requests if path_of(w.url) == path]
     return twiml_check.parse(bodies[index])
 
 
@@ -441,6 +447,7 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
         database_path=str(tmp_path / "e2e.db"),
         redis_url="",  # so that `up` starts the embedded Redis
         run_dir=str(tmp_path / "run"),
+        sos_fallback_seconds=30,
         sos_numbers=(SOS,),
         hotline_numbers=(HOTLINE,),
         shortcut_numbers=(SHORTCUT,),

@@ -17,11 +17,12 @@ def test_registered_caller_is_queued_and_linked(phone, chen, db):
     assert not reply.has("Gather"), "the SOS line asks nothing"
     enqueue = reply.find("Enqueue")
     assert enqueue.text == "sos"
-    assert query(enqueue.attrib["waitUrl"]) == {"queue": "sos"}
+    assert query(enqueue.attrib["waitUrl"])["queue"] == "sos"
     row = calls.get(db, call.sid)
     assert row["line"] == "sos" and row["resident_id"] == chen["id"]
-    kinds = [e["kind"] for e in calls.events(db, call.sid)]
-    assert kinds == ["call_started", "enqueued"]
+    enqueued = [e for e in calls.events(db, call.sid) if e["kind"] == "enqueued"]
+    assert [e["kind"] for e in calls.events(db, call.sid)] == ["call_started", "enqueued"]
+    assert enqueued[0]["detail"] == {"queue": "sos", "position": 1}
 
 
 @pytest.mark.parametrize("caller", ["+8618612345678", "anonymous", "", "+266696687"])
@@ -33,13 +34,16 @@ def test_unknown_and_withheld_callers_are_queued(phone, db, caller):
     assert row["line"] == "sos" and row["resident_id"] is None
 
 
-def test_wait_loop_reassures_with_position_then_leaves_for_duty_phones(phone, app):
+def test_wait_loop_reassures_with_position_then_leaves_for_duty_phones(phone, app, clock):
+    first_caller = phone("+8618600000001", SOS)
+    enqueue = first_caller.start().find("Enqueue")
+    first = first_caller.post(enqueue.attrib["waitUrl"], QueuePosition="1", QueueTime="0")
+    assert "救援人员马上接听" in first.said and first.has("Pause")
+    phone("+8618600000002", SOS).start()
     call = phone("anonymous", SOS)
     enqueue = call.start().find("Enqueue")
-    first = call.post(enqueue.attrib["waitUrl"], QueuePosition="1", QueueTime="0")
-    assert "救援人员马上接听" in first.said and first.has("Pause")
-    third = call.post(enqueue.attrib["waitUrl"], QueuePosition="3", QueueTime="10")
-    assert "您排在第3位" in third.said
+    third = call.post(enqueue.attrib["waitUrl"], QueuePosition="1", QueueTime="10")
+    assert "您排在第3位" in third.said, "the position is the switchboard's, SOS order"
     fallback = app.config["SETTINGS"].sos_fallback_seconds
     late = call.post(enqueue.attrib["waitUrl"], QueuePosition="1", QueueTime=str(fallback))
     assert late.has("Leave")

@@ -1,0 +1,41 @@
+"""What every webhook blueprint shares: the signature check and the fail-safe answer."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+from callflows import waiting
+from ivr.call import links_of, style_of
+from ivr.signature import check_signature
+
+log = logging.getLogger(__name__)
+STATUS_PATHS = ("/twilio/status", "/ivr/callback/status")
+
+
+def twiml(response: VoiceResponse) -> Response:
+    """Serve a TwiML document."""
+    return Response(str(response), mimetype="text/xml")
+
+
+def fail_safe(error: Exception) -> Response | HTTPException:
+    """Whatever broke, the caller hears an apology and is put through to the duty phones."""
+    if isinstance(error, HTTPException):
+        return error
+    log.exception("webhook %s failed", request.path)
+    if request.path in STATUS_PATHS:
+        return Response(status=204)
+    settings = current_app.config["SETTINGS"]
+    return twiml(
+        waiting.system_trouble(settings.duty_numbers, style_of(settings), links_of(settings))
+    )
+
+
+def protect(bp: Blueprint) -> Blueprint:
+    """Check signatures before anything else, and never answer a webhook with a 500."""
+    bp.before_request(check_signature)
+    bp.register_error_handler(Exception, fail_safe)
+    return bp

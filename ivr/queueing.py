@@ -1,0 +1,71 @@
+"""The webhooks' side of the operator queue: put callers in line, read the switchboard."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask, current_app
+
+from ivr.db import get_db
+from ivr.embedded_redis import connect, redis_url_for
+from queue_workers import jobs
+from queue_workers.context import Context
+from queue_workers.switchboard import Priority
+
+EXTENSION = "callcentre"
+NEEDS = {Priority.SOS: "sos", Priority.CALLBACK: "sos", Priority.HOTLINE: "service"}
+
+
+def init_app(app: Flask) -> None:
+    """Give the app a switchboard context on its Redis, clock and per-thread store."""
+    settings = app.config["SETTINGS"]
+    app.extensions[EXTENSION] = Context(
+        settings,
+        connect(redis_url_for(settings)),
+        clock=lambda: app.config["CLOCK"](),
+        db_source=get_db,
+    )
+
+
+def context() -> Context:
+    """The switchboard context of the current app."""
+    return current_app.extensions[EXTENSION]
+
+
+def millis(moment: datetime) -> int:
+    """A moment as integer milliseconds since the epoch (the switchboard's time)."""
+    return int(moment.timestamp() * 1000)
+
+
+def wait_for_person(
+    sid: str,
+    *,
+    queue: str,
+    priority: Priority,
+    dialect: str | None,
+    since_ms: int,
+    origin: str = "",
+) -> int:
+    """Put a caller in line for an operator and wake a worker; return the position.
+
+    Raises ``redis.RedisError`` when Redis is unreachable: the caller must then be sent
+    straight to the duty phones.
+    """
+    ctx = context()
+    added, position = ctx.board.add_call(
+        sid,
+        queue=queue,
+        priority=priority,
+        need=NEEDS[priority],
+        dialect=dialect or "",
+        since_ms=since_ms,
+        origin=origin,
+    )
+    if added:
+        if priority is Priority.SOS:
+            waited = ctx.board.now() - since_ms
+            ctx.board.schedule(
+                f"escalate|{sid}", max(0, ctx.settings.sos_escalate_seconds * 1000 - waited)
+            )
+        ctx.enqueue(priority, jobs.dispatch)
+    return position

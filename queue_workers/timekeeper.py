@@ -1,0 +1,82 @@
+"""The timekeeper: takes back offers nobody answered, fires timers, keeps dispatch going.
+
+It runs as a thread in every worker process, so timers keep firing while any worker lives;
+each step is an atomic pop or a token-guarded Lua script, so several timekeepers at once do
+every job exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from data import calls
+from data.db import isoformat
+from queue_workers import jobs
+from queue_workers.context import Context
+from queue_workers.switchboard import AVAILABLE, WAITING, OperatorState, Priority
+
+log = logging.getLogger(__name__)
+DISPATCH_NUDGE = "cc:dispatch-nudge"
+
+
+def tick(ctx: Context) -> None:
+    """One round: expired offers, due timers, a dispatch nudge, presence history."""
+    board = ctx.board
+    for sid, token in board.expired_offers():
+        released = board.release(
+            sid, token, miss=False, max_misses=ctx.settings.operator_max_misses
+        )
+        if released.applied:
+            jobs.event(
+                ctx, sid, "offer_expired", {"offer": token, "operators": list(released.operators)}
+            )
+            ctx.enqueue(Priority.SOS, jobs.dispatch)
+    for member in board.due_timers():
+        kind, _, arg = member.partition("|")
+        if kind == "wrapup":
+            _, result = board.set_state(
+                arg, OperatorState.AVAILABLE, expected=OperatorState.WRAP_UP
+            )
+            if result == "ok":
+                ctx.enqueue(Priority.SOS, jobs.dispatch)
+        else:
+            ctx.enqueue(Priority.SOS, jobs.fire_timer, member)
+    # A safety net for dispatch jobs lost with a killed worker: if calls wait while operators
+    # are free, make sure a dispatch is on its way (at most one nudge a second).
+    needed = ctx.redis.zcard(WAITING) and ctx.redis.zcard(AVAILABLE)
+    if needed and ctx.redis.set(DISPATCH_NUDGE, 1, nx=True, px=1000):
+        ctx.enqueue(Priority.SOS, jobs.dispatch)
+    store_presence(ctx)
+
+
+def store_presence(ctx: Context) -> int:
+    """Move operator presence changes from Redis into SQLite for the reports."""
+    changes = ctx.board.presence_changes()
+    if not changes:
+        return 0
+    rows = [
+        (entry, op, state, isoformat(datetime.fromtimestamp(at / 1000, UTC)))
+        for entry, op, state, at in changes
+    ]
+    calls.record_presence(ctx.db, rows)
+    ctx.board.trim_presence(changes[-1][0])
+    return len(rows)
+
+
+def run(ctx: Context, stop: threading.Event) -> None:
+    """Tick until ``stop`` is set; errors are logged and the loop goes on."""
+    while not stop.wait(ctx.settings.timekeeper_tick_seconds):
+        try:
+            tick(ctx)
+        except Exception:
+            log.exception("timekeeper tick failed")
+
+
+def start(ctx: Context) -> tuple[threading.Thread, threading.Event]:
+    """Run the timekeeper in a daemon thread."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(ctx, stop), name="timekeeper", daemon=True)
+    thread.start()
+    return thread, stop

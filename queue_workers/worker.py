@@ -1,0 +1,105 @@
+"""``flask --app app worker``: RQ worker processes, each with a timekeeper thread."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import sys
+import time
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from rq import SimpleWorker, Worker
+
+from data import db as store
+from data import operators as operator_store
+from ivr.embedded_redis import connect, redis_url_for
+from ivr.settings import Settings
+from queue_workers import context, timekeeper
+from queue_workers.context import QUEUE_NAMES, Context
+from queue_workers.switchboard import Switchboard
+
+
+def sync_operators(settings: Settings, board: Switchboard) -> int:
+    """Make every active operator of the store known to the switchboard."""
+    db = store.connect(settings.database_path)
+    try:
+        rows = [op for op in operator_store.all_operators(db) if op["active"]]
+    finally:
+        db.conn.close()
+    for op in rows:
+        board.register_operator(op["id"], name=op["name"], phone=op["phone"], skills=op["skills"])
+    return len(rows)
+
+
+def run_worker(settings: Settings, *, simple: bool = False, burst: bool = False) -> None:
+    """One worker process: a timekeeper thread and an RQ worker on the priority queues."""
+    ctx = Context(settings, connect(redis_url_for(settings)))
+    context.use(ctx)
+    keeper_ctx = Context(settings, connect(redis_url_for(settings)))
+    _, stop = timekeeper.start(keeper_ctx)
+    worker_class = SimpleWorker if simple else Worker
+    try:
+        worker_class(list(QUEUE_NAMES), connection=ctx.redis).work(
+            burst=burst, logging_level="WARNING"
+        )
+    finally:
+        stop.set()
+
+
+def supervise(settings: Settings, processes: int, *, simple: bool) -> None:
+    """Run ``processes`` workers and start a new one whenever one dies, until stopped."""
+    mp = multiprocessing.get_context("fork")
+    children: list[multiprocessing.process.BaseProcess] = []
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        child = mp.Process(target=run_worker, args=(settings,), kwargs={"simple": simple})
+        child.start()
+        return child
+
+    children = [spawn() for _ in range(processes)]
+    while not stopping:
+        time.sleep(0.2)
+        for i, child in enumerate(children):
+            if not child.is_alive() and not stopping:
+                logging.warning(
+                    "worker %s exited (%s); starting another", child.pid, child.exitcode
+                )
+                children[i] = spawn()
+    for child in children:
+        if child.is_alive():
+            child.terminate()
+    for child in children:
+        child.join(timeout=10)
+
+
+@click.command("worker")
+@click.option(
+    "--processes", type=int, default=None, help="Worker processes (default WORKER_PROCESSES)."
+)
+@click.option("--simple", is_flag=True, help="Run jobs in the worker process (no fork per job).")
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then stop.")
+@with_appcontext
+def worker_command(processes: int | None, simple: bool, burst: bool) -> None:
+    """Run the queue workers that hand waiting calls to operators."""
+    settings: Settings = current_app.config["SETTINGS"]
+    count = sync_operators(settings, Context(settings, connect(redis_url_for(settings))).board)
+    n = processes or settings.worker_processes
+    click.echo(
+        f"{count} operators; {n} worker process(es) on queues {', '.join(QUEUE_NAMES)}",
+        file=sys.stderr,
+    )
+    if n <= 1 or burst:
+        run_worker(settings, simple=simple, burst=burst)
+    else:
+        supervise(settings, n, simple=simple)
