@@ -51,7 +51,7 @@ def offer_call(ctx: Context, offer: Offer) -> bool:
         ctx,
         offer.call_sid,
         "offered",
-        {"operators": list(offer.operator_ids), "offer": offer.token},
+        {"operators": list(offer.operator_ids), "offer": offer.token, "seq": offer.seq},
     )
     url = links_of(ctx.settings)("/ivr/connect", call=offer.call_sid, offer=offer.token)
     last_error: Exception | None = None

@@ -57,11 +57,15 @@ MANUAL_STATES = frozenset({OperatorState.OFFLINE, OperatorState.AVAILABLE, Opera
 
 @dataclass(frozen=True)
 class Offer:
-    """A call offered to one or more operators, identified by the call's offer token."""
+    """A call offered to one or more operators, identified by the call's offer token.
+
+    ``seq`` numbers every offer the switchboard ever made, in the order it made them.
+    """
 
     call_sid: str
     token: int
     operator_ids: tuple[str, ...]
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,12 @@ if state and state ~= 'gone' and state ~= 'done' then
   return {0, rank and (rank + 1) or 0}
 end
 if state then return {0, 0} end
--- Arrival order within a millisecond comes from a counter, so ties keep FIFO order.
-local seq = redis.call('INCR', P .. 'seq') % SEQ
-local score = string.format('%d', tonumber(ARGV[8]) * SEQ + seq)
+-- Arrival order within one millisecond comes from a per-millisecond counter (FIFO for up to
+-- 64 calls in the same millisecond).
+local seq_key = P .. 'seq:' .. ARGV[6]
+local seq = redis.call('INCR', seq_key)
+if seq == 1 then redis.call('PEXPIRE', seq_key, 2000) end
+local score = string.format('%d', tonumber(ARGV[8]) * SEQ + math.min(seq - 1, SEQ - 1))
 redis.call('HSET', key, 'sid', ARGV[1], 'queue', ARGV[2], 'priority', ARGV[3], 'need', ARGV[4],
            'dialect', ARGV[5], 'since', ARGV[6], 'score', score, 'state', 'waiting',
            'offer', 0, 'operators', '', 'added', ARGV[7], 'origin', ARGV[9])
@@ -150,7 +157,7 @@ redis.call('ZREM', P .. 'available', best)
 redis.call('HSET', call_key(head), 'state', 'offered', 'operators', best)
 op_state(best, 'ringing', ARGV[1], 'call', head, 'offer', token)
 redis.call('ZADD', P .. 'offers', ARGV[2], head .. '|' .. token)
-return {head, token, best}
+return {head, token, best, redis.call('INCR', P .. 'claims')}
 """
 )
 
@@ -172,7 +179,7 @@ end
 if ARGV[4] == '1' then table.insert(ops, 'supervisor') end
 redis.call('HSET', call_key(sid), 'state', 'offered', 'operators', table.concat(ops, ','))
 redis.call('ZADD', P .. 'offers', ARGV[3], sid .. '|' .. token)
-return {sid, token, table.concat(ops, ',')}
+return {sid, token, table.concat(ops, ','), redis.call('INCR', P .. 'claims')}
 """
 )
 
@@ -460,8 +467,8 @@ class Switchboard:
         result = self._run("claim", now, now + ring_ms)
         if not result:
             return None
-        sid, token, op_id = result
-        return Offer(_text(sid), int(token), (_text(op_id),))
+        sid, token, op_id, seq = result
+        return Offer(_text(sid), int(token), (_text(op_id),), int(seq))
 
     def claim_all(self, sid: str, ring_ms: int, *, supervisors: bool) -> Offer | None:
         """Offer a waiting call to every available operator (and supervisors) at once."""
@@ -469,8 +476,8 @@ class Switchboard:
         result = self._run("claim_all", sid, now, now + ring_ms, int(supervisors))
         if not result:
             return None
-        sid_, token, ops = result
-        return Offer(_text(sid_), int(token), tuple(_text(ops).split(",")))
+        sid_, token, ops, seq = result
+        return Offer(_text(sid_), int(token), tuple(_text(ops).split(",")), int(seq))
 
     def extend(self, sid: str, token: int, extra_ms: int) -> bool:
         """The offered phone answered: keep the offer alive while the operator hears the whisper."""
