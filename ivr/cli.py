@@ -11,9 +11,12 @@ import sqlite_utils
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from data import operators
 from data.db import migrate
-from ivr import importer
+from ivr import importer, queueing
 from ivr.db import get_db
+from queue_workers import jobs, timekeeper
+from queue_workers.switchboard import MANUAL_STATES, OperatorState, Priority
 
 Importer = Callable[[sqlite_utils.Database, IO[bytes]], importer.ImportResult]
 
@@ -68,9 +71,35 @@ def fail() -> NoReturn:
     raise click.exceptions.Exit(1)
 
 
+@click.command("status")
+@click.argument("operator_id")
+@click.argument("state", type=click.Choice(sorted(s.value for s in MANUAL_STATES)))
+@with_appcontext
+def operator_status_command(operator_id: str, state: str) -> None:
+    """Set an operator's presence (available, away, offline)."""
+    record = next((op for op in operators.all_operators(get_db()) if op["id"] == operator_id), None)
+    if record is None:
+        click.echo(f"no operator {operator_id!r} (import operators first)", err=True)
+        raise click.exceptions.Exit(1)
+    ctx = queueing.context()
+    ctx.board.register_operator(
+        operator_id, name=record["name"], phone=record["phone"], skills=record["skills"]
+    )
+    old, result = ctx.board.set_state(operator_id, OperatorState(state))
+    if result == "busy":
+        click.echo(f"{operator_id} is {old}: the state changes when that call ends", err=True)
+        raise click.exceptions.Exit(1)
+    timekeeper.store_presence(ctx)
+    if state == OperatorState.AVAILABLE:
+        ctx.enqueue(Priority.SOS, jobs.dispatch)
+    click.echo(f"{operator_id}: {old} -> {state}")
+
+
 def register(app: Flask) -> None:
     """Add ``init-db`` and the ``residents``/``contacts``/``operators`` groups to ``app.cli``."""
     app.cli.add_command(init_db_command)
     app.cli.add_command(import_group("residents", importer.import_residents))
     app.cli.add_command(import_group("contacts", importer.import_contacts))
-    app.cli.add_command(import_group("operators", importer.import_operators))
+    operators_group = import_group("operators", importer.import_operators)
+    operators_group.add_command(operator_status_command)
+    app.cli.add_command(operators_group)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,7 +18,10 @@ from werkzeug.serving import run_simple
 from data import db as store
 from ivr import importer, settings
 from ivr.db import get_db
-from ivr.embedded_redis import EmbeddedRedis
+from ivr.embedded_redis import EmbeddedRedis, connect, redis_url_for
+from queue_workers.context import Context
+from queue_workers.switchboard import OperatorState
+from queue_workers.worker import sync_operators
 
 SAMPLES = settings.PROJECT_ROOT / "data" / "samples"
 DEMO_NUMBERS = {
@@ -104,6 +109,9 @@ def up_command(host: str) -> None:
             if not db["residents"].count:
                 seed(db)
                 click.echo("demo data: loaded from data/samples/")
+                _demo_operators_available(config)
+        services.append(_Workers(config.worker_processes).start())
+        click.echo(f"workers:   {config.worker_processes} queue worker process(es)")
         _banner(config, Path(config.database_path))
         port = urlsplit(config.public_base_url).port or config.port
         # app.run() is a no-op under the flask CLI; serve directly.
@@ -111,6 +119,37 @@ def up_command(host: str) -> None:
     finally:
         for service in reversed(services):
             service.stop()
+
+
+class _Workers:
+    """``flask --app app worker`` as a child process of ``up``."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> _Workers:
+        command = [sys.executable, "-m", "flask", "--app", "app", "worker"]
+        command += ["--processes", str(self.processes)]
+        self.process = subprocess.Popen(command, cwd=settings.PROJECT_ROOT)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _demo_operators_available(config: settings.Settings) -> None:
+    """In the demo, the sample operators start out available (their phones are simulated)."""
+    ctx = Context(config, connect(redis_url_for(config)))
+    sync_operators(config, ctx.board)
+    for op in ctx.board.operators():
+        ctx.board.set_state(op["id"], OperatorState.AVAILABLE)
+    click.echo(f"operators: {len(ctx.board.operators())} demo operators available")
 
 
 def _banner(config: settings.Settings, database: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
@@ -212,7 +212,7 @@ def whisper() -> Response:
     if not ctx.board.extend(sid, token, call.settings.whisper_seconds * 1000):
         return twiml(operator.taken(call.style))
     _log(call, sid, "operator_answered", {"operator": op_id, "offer": token})
-    card = _caller_card(sid, ctx.board.call(sid))
+    card = _caller_card(sid, ctx.board.call(sid), call.now.astimezone(LOCAL).date())
     return twiml(
         operator.whisper(
             card, call_sid=sid, token=token, operator_id=op_id, style=call.style, links=call.links
@@ -407,7 +407,7 @@ def _log(call: Call, sid: str, kind: str, detail: dict[str, Any], dedup: str | N
     call.safely(lambda: calls.add_event(get_db(), sid, kind, detail, dedup_key=dedup, at=call.at))
 
 
-def _caller_card(sid: str, record: dict[str, str]) -> operator.CallerCard:
+def _caller_card(sid: str, record: dict[str, str], today: date) -> operator.CallerCard:
     kind = (
         "callback"
         if record.get("origin")
@@ -423,7 +423,7 @@ def _caller_card(sid: str, record: dict[str, str]) -> operator.CallerCard:
     return operator.CallerCard(
         kind,
         name=resident["name"],
-        age=_age(resident["birth_date"]),
+        age=_age(resident["birth_date"], today),
         community=resident["community"],
         address=resident["address"],
         medical_notes=resident["medical_notes"],
@@ -432,10 +432,9 @@ def _caller_card(sid: str, record: dict[str, str]) -> operator.CallerCard:
     )
 
 
-def _age(birth_date: str | None) -> int | None:
+def _age(birth_date: str | None, today: date) -> int | None:
     try:
         born = date.fromisoformat(birth_date or "")
     except ValueError:
         return None
-    today = datetime.now(LOCAL).date()
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))

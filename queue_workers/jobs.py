@@ -38,15 +38,20 @@ def dispatch(limit: int = DISPATCH_BATCH) -> int:
         offer = ctx.board.claim(_ring_ms(ctx))
         if offer is None:
             return made
-        offer_call(ctx, offer)
         made += 1
+        if offer_call(ctx, offer) == "failed":
+            return made  # the provider is in trouble: the redispatch timer tries again later
     # More may be possible: let another job (maybe on another worker) continue.
     ctx.enqueue(Priority.SOS, dispatch)
     return made
 
 
-def offer_call(ctx: Context, offer: Offer) -> bool:
-    """Redirect the waiting caller to ring the offered operators; undo the offer on failure."""
+def offer_call(ctx: Context, offer: Offer) -> str:
+    """Redirect the waiting caller to ring the offered operators; undo the offer on failure.
+
+    Returns ``ok``, ``gone`` (the caller had hung up) or ``failed`` (the REST API did not
+    answer after several tries).
+    """
     event(
         ctx,
         offer.call_sid,
@@ -60,11 +65,11 @@ def offer_call(ctx: Context, offer: Offer) -> bool:
             ctx.sleep(pause)
         try:
             ctx.rest.calls(offer.call_sid).update(url=url, method="POST")
-            return True
+            return "ok"
         except TwilioRestException as exc:
             if exc.status == 404 or exc.code in CALL_GONE_CODES:
                 caller_gone(ctx, offer.call_sid, reason="redirect_refused")
-                return False
+                return "gone"
             last_error = exc
         except Exception as exc:  # network errors and time-outs: try again
             last_error = exc
@@ -74,7 +79,7 @@ def offer_call(ctx: Context, offer: Offer) -> bool:
     )
     event(ctx, offer.call_sid, "offer_failed", {"offer": offer.token, "error": str(last_error)})
     ctx.board.schedule("dispatch|", 2000)
-    return False
+    return "failed"
 
 
 def caller_gone(ctx: Context, sid: str, *, reason: str) -> None:

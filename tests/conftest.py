@@ -245,3 +245,13 @@ def chen(db) -> dict:
     ):
         residents.upsert_contact(db, resident_id, contact)
     return residents.get(db, resident_id)
+
+
+@pytest.fixture
+def standin() -> Iterator:
+    """The local stand-in for Twilio's REST API, on a free port."""
+    from simulator.rest_api import RestStandIn
+
+    server = RestStandIn().start()
+    yield server
+    server.stop()

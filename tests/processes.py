@@ -1,0 +1,70 @@
+"""Helpers for tests that run parts of the system as separate processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from ivr.settings import PROJECT_ROOT, Settings
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The process environment with every setting given, so a ``.env`` file cannot interfere."""
+    env = dict(os.environ)
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f.name.upper()] = str(value)
+    return env
+
+
+def flask(settings: Settings, *args: str, log: Path) -> subprocess.Popen:
+    """Start ``flask --app app ARGS`` with these settings, output to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", *args],
+            cwd=PROJECT_ROOT,
+            env=environment(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a process group as a process manager does (SIGTERM), killing it if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def children(pid: int) -> list[int]:
+    """Pids of the direct children of ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields_ = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields_[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
