@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -13,6 +15,13 @@ from simulator.transport import FlaskTransport, HttpTransport, Transport
 from simulator.users import InteractiveUser, ScriptedUser, User
 
 LINES = ("sos", "hotline", "shortcut")
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def local_standin(settings: Settings) -> str | None:
+    """The REST stand-in's URL when the REST API is one on this machine (the demo setup)."""
+    api = settings.twilio_api_base_url.rstrip("/")
+    return api if urlsplit(api).hostname in LOOPBACK else None
 
 
 def _number_option(value: str | None, what: str) -> str:
@@ -40,11 +49,26 @@ def _number_option(value: str | None, what: str) -> str:
     help="Caller's number; 'anonymous' for a withheld number.",
 )
 @click.option(
-    "--script", help="Comma-separated answers, e.g. '1,,speech:摔倒了,dial:completed:75'."
+    "--script",
+    help="Comma-separated answers, e.g. '1,,speech:摔倒了,dial:completed:75'; an operator's "
+    "phone: 'op:answer:1:60' (presses 1, talks 60 s), 'op:answer:2', 'op:answer:', "
+    "'op:noanswer', 'op:busy'.",
 )
 @click.option("--base-url", help="Public base URL of the app (default PUBLIC_BASE_URL).")
 @click.option("--in-process", is_flag=True, help="Call this app in-process, no server needed.")
 @click.option("--real-time", is_flag=True, help="Really wait through pauses and speech.")
+@click.option(
+    "--no-standin",
+    is_flag=True,
+    help="Do not follow REST redirects from a local REST stand-in (TWILIO_API_BASE_URL).",
+)
+@click.option(
+    "--redirect-wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Real seconds each turn in a queue lasts at least, so workers can redirect the call.",
+)
 @with_appcontext
 def simulate_command(
     line: str,
@@ -54,6 +78,8 @@ def simulate_command(
     base_url: str | None,
     in_process: bool,
     real_time: bool,
+    no_standin: bool,
+    redirect_wait: float,
 ) -> None:
     """Place one simulated phone call to the app, the way Twilio would."""
     settings: Settings = current_app.config["SETTINGS"]
@@ -78,6 +104,8 @@ def simulate_command(
         base_url=base_url,
         output=click.echo,
         real_time=real_time,
+        standin_url=None if no_standin else local_standin(settings),
+        redirect_wait=redirect_wait,
     )
     try:
         record = phone.call()

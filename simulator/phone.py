@@ -2,6 +2,11 @@
 
 It signs each webhook as Twilio does, follows the TwiML the app answers verb by verb and asks
 a *user* (a script or a person at the terminal) whatever a caller would decide.
+
+Linked to the REST stand-in (``standin_url``) it also does what Twilio does when a worker
+redirects the call through the REST API: it drops whatever TwiML runs (the queue's wait
+loop, typically) and follows the new URL; an operator's phone rung with a whisper is then
+answered as the user says (``op:answer:1:60`` …).
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from email.utils import format_datetime
 from urllib.parse import urljoin
 
 import phonenumbers
+import requests
 
 from ivr.settings import Settings
-from simulator.rest_api import API_VERSION, new_sid
+from simulator.rest_api import API_VERSION, StandInHooks, new_sid
 from simulator.transport import Transport, TransportError
 from simulator.users import (
     DIAL_TIMEOUT,
@@ -25,6 +31,7 @@ from simulator.users import (
     AnswerKind,
     DialQuestion,
     GatherQuestion,
+    OperatorQuestion,
     Output,
     QueueQuestion,
     User,
@@ -40,6 +47,9 @@ MAX_QUEUE_SIZE = 100
 # Simulated seconds for things the TwiML does not time.
 EMPTY_WAIT_SECONDS = 10
 ANSWER_SECONDS = 2
+# Real seconds between looks at the stand-in while time really passes.
+POLL_SECONDS = 0.1
+OPERATOR_HEARS = "👂 接线员听到 Operator hears: "
 
 DIAL_NOUNS = ("Number", "Client", "Sip", "Queue", "Conference")
 PROMPT_VERBS = frozenset({"Say", "Play", "Pause"})
@@ -93,6 +103,14 @@ class _LeaveQueue(Exception):
     """``<Leave/>`` in a wait document."""
 
 
+class _Redirected(Exception):
+    """The call was redirected through the REST API: drop the TwiML, fetch ``url``."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
 def speech_seconds(text: str) -> int:
     """Rough time text-to-speech takes: about 4 Chinese characters or 15 letters a second."""
     cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef")
@@ -128,7 +146,12 @@ class Phone:
         real_time: bool = False,
         max_wait_loops: int = 200,
         max_requests: int = 500,
+        standin_url: str | None = None,
+        redirect_wait: float = 0.0,
     ) -> None:
+        # ``standin_url`` links the phone to the REST stand-in, so a worker's redirect reaches
+        # the call; ``redirect_wait`` (real seconds) lets each wait-loop turn of a call on the
+        # simulated clock last long enough for a worker to act.
         self.transport = transport
         self.user = user
         self.voice_url = voice_url
@@ -140,9 +163,14 @@ class Phone:
         self.real_time = real_time
         self.max_wait_loops = max_wait_loops
         self.max_requests = max_requests
+        self.hooks = StandInHooks(standin_url) if standin_url else None
+        self.redirect_wait = redirect_wait
         self.record = CallRecord(sid="")
         self.clock = 0
         self._answered = False
+        # The stand-in's hooks while this call is linked to them.
+        self._live: StandInHooks | None = None
+        self._redirects_seen = 0
         self._handlers = {
             "Say": self._say,
             "Play": self._play,
@@ -188,16 +216,76 @@ class Phone:
         self.clock = 0
         self._answered = False
         self._print(f"📱 {self.from_number} → {self.to_number}  ({self.record.sid})")
+        self._link()
         status = "completed"
         try:
-            self._run(self._fetch(self.voice_url, "POST"), CALL_VERBS)
+            self._converse(self._fetch(self.voice_url, "POST"))
             self._print("📴 TwiML 结束，通话结束 End of TwiML: the call ends")
         except _CallEnds as end:
             status = end.status
         self.record.status = status
         self.record.duration = self.clock if self._answered else 0
+        self._unlink()
         self._status_callback()
         return self.record
+
+    def _converse(self, doc: _Document | None) -> None:
+        """Run the caller's TwiML to its end, following REST redirects as Twilio does."""
+        while doc is not None:
+            try:
+                self._run(doc, CALL_VERBS)
+                return
+            except _Redirected as redirect:
+                doc = self._fetch(redirect.url)
+
+    # -- the REST stand-in -----------------------------------------------------------------
+
+    def _link(self) -> None:
+        """Tell the stand-in about the call, so the REST API can redirect it."""
+        self._live, self._redirects_seen = None, 0
+        if self.hooks is None:
+            return
+        try:
+            self.hooks.add_inbound_call(
+                self.record.sid, self.from_number, self.to_number, self.account_sid
+            )
+        except requests.RequestException as exc:
+            self._loud(f"REST stand-in unreachable ({exc}): REST redirects will not reach us")
+            return
+        self._live = self.hooks
+
+    def _unlink(self) -> None:
+        """Tell the stand-in the call is over: a later redirect is refused (21220)."""
+        hooks, self._live = self._live, None
+        if hooks is None:
+            return
+        try:
+            hooks.set_call_status(self.record.sid, self.record.status)
+        except requests.RequestException as exc:
+            self._loud(f"REST stand-in unreachable ({exc}): it still thinks the call is on")
+
+    def _check_redirect(self, wait: float = 0.0) -> None:
+        """Raise ``_Redirected`` if the REST API redirected the call since the last look.
+
+        ``wait`` keeps looking for that many real seconds.
+        """
+        deadline = time.monotonic() + wait
+        while self._live is not None:
+            try:
+                redirects = self._live.call(self.record.sid)["redirects"]
+            except requests.RequestException as exc:
+                self._loud(f"REST stand-in unreachable ({exc}): no more REST redirects")
+                self._live = None
+                return
+            if len(redirects) > self._redirects_seen:
+                # Twilio follows the latest redirect; earlier ones were overtaken.
+                self._redirects_seen = len(redirects)
+                self._print(f"↪️  REST API 重定向 Redirected through the REST API: {redirects[-1]}")
+                raise _Redirected(redirects[-1])
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, POLL_SECONDS))
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -209,9 +297,17 @@ class Phone:
         self._print(f"‼️  {line}")
 
     def _elapse(self, seconds: int) -> None:
-        self.clock += seconds
-        if self.real_time:
-            time.sleep(seconds)
+        if not self.real_time:
+            self.clock += seconds
+            return
+        start = time.monotonic()
+        try:
+            # A redirect cuts a pause or a prompt short, as on a real call.
+            while (left := start + seconds - time.monotonic()) > 0:
+                time.sleep(left if self._live is None else min(left, POLL_SECONDS))
+                self._check_redirect()
+        finally:
+            self.clock += min(seconds, math.ceil(time.monotonic() - start))
 
     def call_params(self) -> dict[str, str]:
         """The parameters Twilio sends with every request about this call."""
@@ -261,16 +357,22 @@ class Phone:
             return None
         return root
 
+    def _twiml(
+        self, method: str, url: str, params: dict[str, str], shown: str
+    ) -> ET.Element | None:
+        """Request a TwiML document: its root, or None (told loudly) if there is none."""
+        if len(self.record.requests) >= self.max_requests:
+            self._loud(f"more than {self.max_requests} webhooks in one call: a loop? hanging up")
+            raise _CallEnds(error=True)
+        return self._parse(self._exchange(method, url, params, shown))
+
     def _fetch(
         self, url: str, method: str = "POST", extra: dict[str, str] | None = None
     ) -> _Document:
         """Request TwiML for this call; a failure ends it as Twilio's application error does."""
-        if len(self.record.requests) >= self.max_requests:
-            self._loud(f"more than {self.max_requests} webhooks in one call: a loop? hanging up")
-            raise _CallEnds(error=True)
         extra = extra or {}
         shown = " ".join(f"{k}={v}" for k, v in extra.items())
-        root = self._parse(self._exchange(method, url, {**self.call_params(), **extra}, shown))
+        root = self._twiml(method, url, {**self.call_params(), **extra}, shown)
         if root is None:
             self._loud("真实电话会听到“应用程序错误”并挂断 A real call hears 'application error'")
             raise _CallEnds(error=True)
@@ -303,6 +405,7 @@ class Phone:
 
     def _run_document(self, doc: _Document, allowed: frozenset[str]) -> _Document | None:
         for verb in doc.root:
+            self._check_redirect()
             if verb.tag not in allowed:
                 self._loud(f"<{verb.tag}> is not supported here; skipped")
                 continue
@@ -339,14 +442,9 @@ class Phone:
                 self._handlers[child.tag](child, doc)
             else:
                 self._loud(f"<{child.tag}> inside <Gather> is ignored by Twilio")
-        num_digits = verb.get("numDigits")
-        question = GatherQuestion(
-            input=verb.get("input", "dtmf"),
-            num_digits=int(num_digits) if num_digits else None,
-            finish_on_key=verb.get("finishOnKey", "#"),
-            timeout=int(verb.get("timeout", GATHER_TIMEOUT)),
-        )
+        question = _gather_question(verb)
         answer = self.user.answer(question)
+        self._check_redirect()  # a redirect while the caller was deciding voids the answer
         action = self._url(doc, verb.get("action")) or doc.url
         method = verb.get("method", "POST")
         if answer.kind is AnswerKind.HANGUP:
@@ -398,6 +496,7 @@ class Phone:
         self._print(f"⏳ 进入排队 Enqueued in '{name}'")
         result, talk = "hangup", 0
         for _ in range(self.max_wait_loops):
+            self._check_redirect(0.0 if self.real_time else self.redirect_wait)
             queue_time = self.clock - start
             loop_start = self.clock
             try:
@@ -411,7 +510,9 @@ class Phone:
                 break
             if self.clock == loop_start:
                 self._elapse(EMPTY_WAIT_SECONDS)
+            self._check_redirect()
             answer = self.user.answer(QueueQuestion(name, 1, self.clock - start))
+            self._check_redirect()
             if answer.kind is AnswerKind.HANGUP:
                 self._print("📴 来电者挂机 Caller hangs up")
                 break
@@ -465,22 +566,34 @@ class Phone:
             f"📞 拨打 Dialling {', '.join(targets)} (callerId={caller_id or self.from_number}, "
             f"timeLimit={time_limit} s, timeout={timeout} s)"
         )
-        answer = self.user.answer(DialQuestion(tuple(targets), timeout))
+        # The answer is about the first phone; an operator's phone whispers before connecting.
+        operator = nouns[0] if nouns and nouns[0].tag == "Number" and nouns[0].get("url") else None
+        question = OperatorQuestion if operator is not None else DialQuestion
+        answer = self.user.answer(question(tuple(targets), timeout))
         caller_gone = answer.kind is AnswerKind.HANGUP
-        status = "canceled" if caller_gone else answer.text
-        dial_sid = new_sid("CA")
+        dial_sid, start = new_sid("CA"), self.clock
+        talk: int | None = None
+        if answer.kind is AnswerKind.OPERATOR and operator is not None:
+            status = "completed"
+            if self._operator_leg(operator, doc, dial_sid, caller_id, answer.text):
+                talk = min(answer.seconds, time_limit)
+        else:
+            status = "canceled" if caller_gone else answer.text
+            if status == "completed":
+                talk = min(answer.seconds, time_limit)
+                whisper = next((n for n in nouns if n.tag == "Number" and n.get("url")), None)
+                if whisper is not None:
+                    self._whisper(whisper, doc, dial_sid, caller_id)
         params = {"DialCallStatus": status, "DialCallSid": dial_sid}
-        if status == "completed":
-            whisper = next((n for n in nouns if n.tag == "Number" and n.get("url")), None)
-            if whisper is not None:
-                self._whisper(whisper, doc, dial_sid, caller_id)
-            talk = min(answer.seconds, time_limit)
-            params["DialCallDuration"] = str(talk)
+        if talk is not None:
             self._print(f"   ✅ 接通 Answered; talk {talk} s")
             self._elapse(talk)
-        else:
+        elif status != "completed":
             self._print(f"   ❎ {status}")
             self._elapse(timeout if status == "no-answer" else ANSWER_SECONDS)
+        if status == "completed":
+            # The dialled call lasts from its answer: an operator's whisper counts too.
+            params["DialCallDuration"] = str(self.clock - start)
         action = self._url(doc, verb.get("action"))
         # When the caller hung up Twilio still reports the dial, but nobody hears the answer.
         next_doc = self._fetch(action, verb.get("method", "POST"), params) if action else None
@@ -489,26 +602,111 @@ class Phone:
             raise _CallEnds()
         return next_doc
 
-    def _whisper(self, number: ET.Element, doc: _Document, sid: str, caller_id: str | None) -> None:
-        """Fetch a ``<Number url>`` whisper as the operator's leg and print what they hear."""
-        to = (number.text or "").strip()
-        params = {
+    def _leg_params(self, number: ET.Element, sid: str, caller_id: str | None) -> dict[str, str]:
+        """What Twilio sends with each request of the leg a ``<Dial>`` places to ``number``."""
+        to, caller = (number.text or "").strip(), caller_id or self.from_number
+        return {
             **self.call_params(),
             "CallSid": sid,
             "ParentCallSid": self.record.sid,
             "CallStatus": "in-progress",
             "Direction": "outbound-dial",
-            "From": caller_id or self.from_number,
-            "Caller": caller_id or self.from_number,
+            "From": caller,
+            "Caller": caller,
             "To": to,
             "Called": to,
+            "ToCountry": _country(to),
+            "CalledCountry": _country(to),
         }
+
+    def _whisper(self, number: ET.Element, doc: _Document, sid: str, caller_id: str | None) -> None:
+        """Fetch a ``<Number url>`` whisper as the operator's leg and print what they hear."""
+        params = self._leg_params(number, sid, caller_id)
         url = self._url(doc, number.get("url")) or doc.url
-        root = self._parse(self._exchange(number.get("method", "POST"), url, params, "(whisper)"))
+        root = self._twiml(number.get("method", "POST"), url, params, "(whisper)")
         for verb in root if root is not None else ():
             if verb.tag == "Say":
-                self._print(f"👂 接线员听到 Operator hears: {spoken_text(verb)}")
+                self._print(OPERATOR_HEARS + spoken_text(verb))
             elif verb.tag == "Dial":
                 self._loud("a whisper must not hold <Dial>")
             else:
                 self._print(f"👂 (operator side) <{verb.tag}>")
+
+    def _operator_leg(
+        self, number: ET.Element, doc: _Document, sid: str, caller_id: str | None, keys: str
+    ) -> bool:
+        """The operator answers: run the whisper on their leg, pressing ``keys``.
+
+        True when the whisper ends without hanging up: Twilio then connects the two parties.
+        """
+        params = self._leg_params(number, sid, caller_id)
+        self._print(f"   🎧 接线员接听 Operator {params['To']} answers")
+        url = self._url(doc, number.get("url")) or doc.url
+        request: tuple[str, str, dict[str, str]] | None = (number.get("method", "POST"), url, {})
+        while request is not None:
+            method, url, extra = request
+            shown = " ".join(f"{k}={v}" for k, v in extra.items()) or "(whisper)"
+            root = self._twiml(method, url, {**params, **extra}, shown)
+            if root is None:
+                self._loud("接线员听到“应用程序错误” The operator hears 'application error'")
+                return False
+            leg_doc, request = _Document(url, root), None
+            for verb in root:
+                if verb.tag in ("Hangup", "Reject"):
+                    self._print("   📴 接线员一侧挂断 The operator's leg hangs up")
+                    return False
+                if verb.tag == "Gather":
+                    request = self._operator_gather(verb, leg_doc, keys)
+                    keys = ""  # the operator presses once; a later prompt gets silence
+                elif verb.tag == "Redirect":
+                    target = self._url(leg_doc, verb.text) or url
+                    request = (verb.get("method", "POST"), target, {})
+                elif verb.tag in PROMPT_VERBS:
+                    self._operator_hears(verb, leg_doc)
+                else:
+                    self._loud(f"<{verb.tag}> does not belong in a whisper; skipped")
+                if request is not None:
+                    break
+        return True
+
+    def _operator_gather(
+        self, verb: ET.Element, doc: _Document, keys: str
+    ) -> tuple[str, str, dict[str, str]] | None:
+        """The operator's ``<Gather>``: the (method, url, params) to request next, if any."""
+        for child in verb:
+            if child.tag in PROMPT_VERBS:
+                self._operator_hears(child, doc)
+        question = _gather_question(verb)
+        answer = question.parse(keys)
+        action = self._url(doc, verb.get("action")) or doc.url
+        method = verb.get("method", "POST")
+        if answer.kind is AnswerKind.KEYS:
+            self._print(f"   ⌨️  接线员按键 Operator presses: {answer.text}")
+            self._elapse(ANSWER_SECONDS)
+            return method, action, {"Digits": answer.text}
+        self._print(f"   🤫 接线员未按键 Operator presses nothing ({question.timeout} s)")
+        self._elapse(question.timeout)
+        if verb.get("actionOnEmptyResult", "false").lower() == "true":
+            return method, action, {}
+        return None
+
+    def _operator_hears(self, verb: ET.Element, doc: _Document) -> None:
+        if verb.tag == "Say":
+            text = spoken_text(verb)
+            self._print(OPERATOR_HEARS + text)
+            self._elapse(speech_seconds(text))
+        elif verb.tag == "Pause":
+            self._elapse(int(verb.get("length", "1")))
+        else:
+            self._print(f"{OPERATOR_HEARS}🎵 {self._url(doc, verb.text)}")
+
+
+def _gather_question(verb: ET.Element) -> GatherQuestion:
+    """What a ``<Gather>`` asks, with Twilio's defaults."""
+    num_digits = verb.get("numDigits")
+    return GatherQuestion(
+        input=verb.get("input", "dtmf"),
+        num_digits=int(num_digits) if num_digits else None,
+        finish_on_key=verb.get("finishOnKey", "#"),
+        timeout=int(verb.get("timeout", GATHER_TIMEOUT)),
+    )

@@ -2,6 +2,16 @@
 
 Point ``TWILIO_API_BASE_URL`` at it and ``ivr.rest.make_client`` sends every request here.
 Run it alone with ``python -m simulator.rest_api --port 5001``.
+
+Besides the API it answers test hooks under ``/_standin/`` (no auth, never recorded):
+
+- ``GET requests``, ``POST reset``: the recorded API requests, and forgetting them;
+- ``POST fail`` (``count``, ``status``, ``code``) and ``POST hang`` (``count``, ``seconds``):
+  make the next API requests fail, or answer only after a while;
+- ``POST calls`` (``CallSid``, ``From``, ``To``, ``AccountSid``, ``Status``): make an inbound
+  call known, as Twilio knows the calls that reach its numbers;
+- ``GET calls/<sid>``: the call as the API shows it, plus ``redirects`` (every ``Url`` it
+  was updated with, oldest first); ``POST calls/<sid>`` (``Status``): move the call on.
 """
 
 from __future__ import annotations
@@ -9,19 +19,24 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import re
 import secrets
+import select
+import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import requests
 
 from ivr import settings as settings_module
 
@@ -39,6 +54,9 @@ _ROUTES = (
     (re.compile(rf"^{_ACCOUNT}/Messages\.json$"), {"POST": "_create_message"}),
 )
 HOOK_PREFIX = "/_standin/"
+_CALL_HOOK = re.compile(r"^calls/(?P<sid>[^/]+)$")
+# The status of a request the stand-in never answered: its client gave up while it hung.
+DROPPED = 0
 
 Params = dict[str, Any]
 Reply = tuple[int, Any]
@@ -99,8 +117,12 @@ class RestStandIn:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._calls: dict[str, dict[str, Any]] = {}
+        self._redirects: dict[str, list[str]] = {}
         self._messages: dict[str, dict[str, Any]] = {}
         self._failures: list[tuple[int, int | None]] = []
+        self._hangs: list[float] = []
+        # Set while stopping, so requests hanging in hang_next() give up at once.
+        self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -108,6 +130,7 @@ class RestStandIn:
 
     def start(self) -> RestStandIn:
         """Bind the port and serve in a background thread."""
+        self._stopping.clear()
         server = ThreadingHTTPServer((self.host, self.port), _Handler)
         server.standin = self  # type: ignore[attr-defined]
         self._server = server
@@ -124,6 +147,7 @@ class RestStandIn:
         """Stop serving and release the port."""
         if self._server is None:
             return
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -159,6 +183,16 @@ class RestStandIn:
         with self._lock:
             self._failures.extend([(status, code)] * count)
 
+    def hang_next(self, count: int, seconds: float) -> None:
+        """Answer the next ``count`` API requests only after ``seconds``, as a stuck provider.
+
+        Other requests are served meanwhile. A hung request takes effect when the pause ends
+        and only if its client still waits; one whose client gave up (timed out, was killed)
+        is dropped unanswered and recorded with status ``DROPPED``.
+        """
+        with self._lock:
+            self._hangs.extend([seconds] * count)
+
     @property
     def calls(self) -> dict[str, dict[str, Any]]:
         """Every call created so far, by sid, as the REST API would show it."""
@@ -171,21 +205,59 @@ class RestStandIn:
         with self._lock:
             return {sid: dict(message) for sid, message in self._messages.items()}
 
+    def redirects(self, sid: str) -> list[str]:
+        """Every URL the call was redirected to through the API, oldest first."""
+        with self._lock:
+            return list(self._redirects.get(sid, ()))
+
+    def add_inbound_call(
+        self,
+        sid: str,
+        from_number: str,
+        to_number: str,
+        account_sid: str,
+        status: str = "in-progress",
+    ) -> None:
+        """Know a call that reached one of the account's numbers, as Twilio does."""
+        call = _call_resource(sid, account_sid, from_number, to_number, status, "inbound")
+        call["start_time"] = call["date_created"]
+        with self._lock:
+            self._calls[sid] = call
+            self._redirects.setdefault(sid, [])
+
     def set_call_status(self, sid: str, status: str) -> None:
         """Move a call on as the network would (``ringing``, ``in-progress``, ``completed`` …)."""
         with self._lock:
-            self._calls[sid].update(status=status, date_updated=_now())
+            call, now = self._calls[sid], _now()
+            call.update(status=status, date_updated=now)
+            if status in FINAL_CALL_STATUSES:
+                call["end_time"] = now
 
     # -- request handling ------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, params: Params, authorization: str | None) -> Reply:
-        """Answer one API request and record it; the HTTP handler only moves bytes."""
+    def handle(
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        authorization: str | None,
+        still_waiting: Callable[[], bool] = lambda: True,
+    ) -> Reply | None:
+        """Answer one API request and record it; None when it is dropped unanswered.
+
+        ``still_waiting`` tells whether the client still waits for the answer; the HTTP
+        handler only moves bytes.
+        """
         account_sid, password = _basic_auth(authorization)
-        status, payload = self._answer(method, path, params, account_sid, password)
+        with self._lock:
+            pause = self._hangs.pop(0) if self._hangs else 0.0
+        dropped = bool(pause) and (self._stopping.wait(pause) or not still_waiting())
+        reply = None if dropped else self._answer(method, path, params, account_sid, password)
+        status = DROPPED if reply is None else reply[0]
         record = RecordedRequest(method, path, params, account_sid, time.time(), status)
         with self._lock:
             self._requests.append(record)
-        return status, payload
+        return reply
 
     def _answer(
         self, method: str, path: str, params: Params, account_sid: str | None, password: str
@@ -219,32 +291,11 @@ class RestStandIn:
             return twilio_error(400, 21213, "No 'From' number is specified")
         if not (params.get("Url") or params.get("Twiml") or params.get("ApplicationSid")):
             return twilio_error(400, 21205, "Url parameter is required")
-        sid, now = new_sid("CA"), _now()
-        call = {
-            "sid": sid,
-            "account_sid": account,
-            "to": params["To"],
-            "to_formatted": params["To"],
-            "from": params["From"],
-            "from_formatted": params["From"],
-            "status": "queued",
-            "direction": "outbound-api",
-            "api_version": API_VERSION,
-            "date_created": now,
-            "date_updated": now,
-            "start_time": None,
-            "end_time": None,
-            "duration": None,
-            "parent_call_sid": None,
-            "price": None,
-            "price_unit": "USD",
-            "answered_by": None,
-            "caller_name": None,
-            "queue_time": "0",
-            "uri": f"/{API_VERSION}/Accounts/{account}/Calls/{sid}.json",
-        }
+        sid = new_sid("CA")
+        call = _call_resource(sid, account, params["From"], params["To"], "queued", "outbound-api")
         with self._lock:
             self._calls[sid] = call
+            self._redirects[sid] = []
         return 201, dict(call)
 
     def _update_call(self, params: Params, account: str, sid: str) -> Reply:
@@ -260,6 +311,8 @@ class RestStandIn:
             cancel_too_late = new_status == "canceled" and call["status"] == "in-progress"
             if new_status and not final and not cancel_too_late:
                 call.update(status=new_status, end_time=_now())
+            if params.get("Url"):
+                self._redirects.setdefault(sid, []).append(str(params["Url"]))
             call["date_updated"] = _now()
             return 200, dict(call)
 
@@ -317,7 +370,104 @@ class RestStandIn:
                 int(params.get("count", 1)), int(params.get("status", 500)), code and int(code)
             )
             return 200, {"failing": True}
+        if (method, name) == ("POST", "hang"):
+            self.hang_next(int(params.get("count", 1)), float(params.get("seconds", 30)))
+            return 200, {"hanging": True}
+        if (method, name) == ("POST", "calls"):
+            return self._add_call_hook(params)
+        match = _CALL_HOOK.match(name)
+        if match is not None and method in ("GET", "POST"):
+            return self._call_hook(method, match["sid"], params)
         return twilio_error(404, 20404, f"No stand-in hook {method} {path}")
+
+    def _add_call_hook(self, params: Params) -> Reply:
+        missing = [key for key in ("CallSid", "From", "To", "AccountSid") if not params.get(key)]
+        if missing:
+            return twilio_error(400, 20001, f"Missing {', '.join(missing)}")
+        sid = str(params["CallSid"])
+        self.add_inbound_call(
+            sid,
+            str(params["From"]),
+            str(params["To"]),
+            str(params["AccountSid"]),
+            str(params.get("Status") or "in-progress"),
+        )
+        return 201, self._call_hook("GET", sid, {})[1]
+
+    def _call_hook(self, method: str, sid: str, params: Params) -> Reply:
+        if method == "POST" and params.get("Status"):
+            with contextlib.suppress(KeyError):  # an unknown call is answered below
+                self.set_call_status(sid, str(params["Status"]))
+        with self._lock:
+            call = self._calls.get(sid)
+            if call is None:
+                return twilio_error(404, 20404, f"No call {sid}")
+            return 200, {**call, "redirects": list(self._redirects.get(sid, ()))}
+
+
+class StandInHooks:
+    """A stand-in's call hooks over HTTP, for a simulated phone in any process."""
+
+    def __init__(self, base_url: str, timeout: float = 5) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def add_inbound_call(
+        self,
+        sid: str,
+        from_number: str,
+        to_number: str,
+        account_sid: str,
+        status: str = "in-progress",
+    ) -> None:
+        """Make the stand-in know an inbound call (``POST /_standin/calls``)."""
+        params = {"CallSid": sid, "From": from_number, "To": to_number, "AccountSid": account_sid}
+        self._send("POST", "calls", {**params, "Status": status})
+
+    def call(self, sid: str) -> dict[str, Any]:
+        """The call as the API shows it, with its ``redirects``."""
+        return self._send("GET", f"calls/{sid}")
+
+    def set_call_status(self, sid: str, status: str) -> None:
+        """Move the call on (``completed`` ends it)."""
+        self._send("POST", f"calls/{sid}", {"Status": status})
+
+    def _send(self, method: str, name: str, data: Params | None = None) -> Any:
+        """Raises ``requests.RequestException`` when the stand-in is unreachable or refuses."""
+        url = self.base_url + HOOK_PREFIX + name
+        response = requests.request(method, url, data=data, timeout=self.timeout)
+        response.raise_for_status()
+        return response.json()
+
+
+def _call_resource(
+    sid: str, account: str, from_number: str, to_number: str, status: str, direction: str
+) -> dict[str, Any]:
+    """A call as the REST API shows it."""
+    now = _now()
+    return {
+        "sid": sid,
+        "account_sid": account,
+        "to": to_number,
+        "to_formatted": to_number,
+        "from": from_number,
+        "from_formatted": from_number,
+        "status": status,
+        "direction": direction,
+        "api_version": API_VERSION,
+        "date_created": now,
+        "date_updated": now,
+        "start_time": None,
+        "end_time": None,
+        "duration": None,
+        "parent_call_sid": None,
+        "price": None,
+        "price_unit": "USD",
+        "answered_by": None,
+        "caller_name": None,
+        "queue_time": "0",
+        "uri": f"/{API_VERSION}/Accounts/{account}/Calls/{sid}.json",
+    }
 
 
 def _not_found(account: str, sid: str) -> Reply:
@@ -362,21 +512,35 @@ class _Handler(BaseHTTPRequestHandler):
         params = _flatten(parse_qs(url.query, keep_blank_values=True))
         params.update(_flatten(parse_qs(body, keep_blank_values=True)))
         if url.path.startswith(HOOK_PREFIX):
-            status, payload = standin.handle_hook(method, url.path, params)
+            reply: Reply | None = standin.handle_hook(method, url.path, params)
         else:
             auth = self.headers.get("Authorization")
-            status, payload = standin.handle(method, url.path, params, auth)
-            logger.info(
-                "%s %s %s -> %d", method, url.path, json.dumps(params, ensure_ascii=False), status
-            )
+            reply = standin.handle(method, url.path, params, auth, self._client_waits)
+            shown = json.dumps(params, ensure_ascii=False)
+            logger.info("%s %s %s -> %d", method, url.path, shown, reply[0] if reply else DROPPED)
+        if reply is None:
+            self.close_connection = True
+            return
+        status, payload = reply
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        if status == 401:
-            self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away: nobody to tell
+
+    def _client_waits(self) -> bool:
+        """False once the client closed its end (a read would see end of file)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return not readable or self.connection.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default access log; ``_dispatch`` logs one richer line instead."""

@@ -26,6 +26,7 @@ class AnswerKind(StrEnum):
     SPEECH = "speech"
     SILENCE = "silence"
     DIAL = "dial"
+    OPERATOR = "operator"
     WAIT = "wait"
     BRIDGED = "bridged"
     HANGUP = "hangup"
@@ -33,7 +34,11 @@ class AnswerKind(StrEnum):
 
 @dataclass(frozen=True)
 class Answer:
-    """A caller's decision: keys sent, words said, a dial outcome, queue news or hang-up."""
+    """A caller's decision: keys sent, words said, a dial outcome, queue news or hang-up.
+
+    ``OPERATOR`` is what the operator whose phone rings does: answer, press ``text`` in the
+    whisper and, once connected, talk ``seconds``.
+    """
 
     kind: AnswerKind
     text: str = ""
@@ -116,6 +121,42 @@ class DialQuestion:
 
 
 @dataclass(frozen=True)
+class OperatorQuestion:
+    """A ``<Dial>`` rings an operator whose ``<Number url>`` whispers first: what do they do?
+
+    The plain dial outcomes (``dial:completed:75`` …) still work: they skip the whisper's keys.
+    """
+
+    targets: tuple[str, ...]
+    timeout: int = DIAL_TIMEOUT
+
+    def prompt(self) -> str:
+        """The question in Chinese and English."""
+        return (
+            f"👉 接线员电话响铃 Operator's phone rings ({', '.join(self.targets)}) — "
+            "op:answer:1[:秒 seconds]=接听、按1、通话 answers, presses 1, talks / "
+            "op:answer:2=按2拒接 presses 2 / op:answer:=接听不按键 presses nothing / "
+            "op:noanswer=无人接听 / op:busy=占线 busy / hangup=来电者挂机 caller hangs up; "
+            "回车 Enter=op:noanswer: "
+        )
+
+    def parse(self, raw: str) -> Answer:
+        """The answer a script or a person typed, or ValueError."""
+        text = raw.strip().lower()
+        action, _, rest = text.removeprefix("op:").partition(":")
+        if action == "answer":
+            keys, _, seconds = rest.partition(":")
+            if not re.fullmatch(r"[0-9*#]*", keys) or (seconds and not seconds.isdigit()):
+                raise ValueError(f"{raw!r} is not op:answer:<keys>[:<seconds>]")
+            return Answer(AnswerKind.OPERATOR, keys, int(seconds or DEFAULT_TALK_SECONDS))
+        if action in ("noanswer", "busy") and not rest:
+            return Answer(AnswerKind.DIAL, "no-answer" if action == "noanswer" else action)
+        if text.startswith("op:"):
+            raise ValueError(f"{raw!r} is not op:answer:<keys>[:<seconds>], op:noanswer or op:busy")
+        return DialQuestion(self.targets, self.timeout).parse(raw)
+
+
+@dataclass(frozen=True)
 class QueueQuestion:
     """The caller waits in an ``<Enqueue>`` queue: anything happening?"""
 
@@ -143,7 +184,7 @@ class QueueQuestion:
         return Answer(AnswerKind.BRIDGED, status, int(seconds or DEFAULT_TALK_SECONDS))
 
 
-Question = GatherQuestion | DialQuestion | QueueQuestion
+Question = GatherQuestion | DialQuestion | OperatorQuestion | QueueQuestion
 
 
 class User(Protocol):

@@ -7,8 +7,11 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -17,12 +20,14 @@ from twilio.rest import Client
 
 from ivr.rest import make_client
 from ivr.settings import Settings
-from simulator.rest_api import RestStandIn
+from simulator.rest_api import DROPPED, RestStandIn, StandInHooks
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "standin-secret"
 OPERATOR = "+8613900000001"
 LINE = "+8659187112345"
+CALLER = "+8613800138000"
+INBOUND_SID = "CA" + "a" * 32
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,15 +38,20 @@ def standin() -> Iterator[RestStandIn]:
         yield server
 
 
-@pytest.fixture
-def client(standin: RestStandIn) -> Iterator[Client]:
-    """The app's own REST client, rebased onto the stand-in."""
+def rest_client(standin: RestStandIn, timeout: float = 10) -> Client:
+    """The app's own REST client, rebased onto the stand-in (close its session when done)."""
     settings = Settings(
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
         twilio_api_base_url=standin.base_url,
     )
-    rest = make_client(settings)
+    return make_client(settings, timeout=timeout)
+
+
+@pytest.fixture
+def client(standin: RestStandIn) -> Iterator[Client]:
+    """The app's own REST client, rebased onto the stand-in."""
+    rest = rest_client(standin)
     yield rest
     rest.http_client.session.close()
 
@@ -232,3 +242,197 @@ def test_module_entry_point_serves_and_logs_one_line_per_request() -> None:
     assert process.returncode == 0
     [line] = log.strip().splitlines()
     assert f"GET {calls_path('/CA' + '0' * 32)} {{}} -> 404" in line
+
+
+# -- inbound calls and their redirects -------------------------------------------------------
+
+
+def test_inbound_call_is_known_and_its_redirects_are_recorded(
+    client: Client, standin: RestStandIn
+) -> None:
+    standin.add_inbound_call(INBOUND_SID, CALLER, LINE, ACCOUNT_SID)
+
+    fetched = client.calls(INBOUND_SID).fetch()
+    client.calls(INBOUND_SID).update(url="https://ivr.example.org/connect?offer=1")
+    client.calls(INBOUND_SID).update(url="https://ivr.example.org/connect?offer=2", method="POST")
+    client.calls(INBOUND_SID).update(status="completed")
+    with pytest.raises(TwilioRestException) as raised:
+        client.calls(INBOUND_SID).update(url="https://ivr.example.org/connect?offer=3")
+
+    assert (fetched.direction, fetched.status, fetched._from, fetched.to) == (
+        "inbound",
+        "in-progress",
+        CALLER,
+        LINE,
+    )
+    assert (raised.value.status, raised.value.code) == (400, 21220)
+    assert standin.redirects(INBOUND_SID) == [
+        "https://ivr.example.org/connect?offer=1",
+        "https://ivr.example.org/connect?offer=2",
+    ]
+    assert standin.calls[INBOUND_SID]["end_time"] is not None
+    assert [r.status for r in standin.requests] == [200, 200, 200, 200, 400]
+
+
+def test_set_call_status_ends_an_inbound_call_for_later_redirects(
+    client: Client, standin: RestStandIn
+) -> None:
+    standin.add_inbound_call(INBOUND_SID, CALLER, LINE, ACCOUNT_SID, status="ringing")
+    assert client.calls(INBOUND_SID).fetch().status == "ringing"
+
+    standin.set_call_status(INBOUND_SID, "completed")
+    with pytest.raises(TwilioRestException) as raised:
+        client.calls(INBOUND_SID).update(url="https://ivr.example.org/connect")
+
+    assert (raised.value.status, raised.value.code) == (400, 21220)
+    assert standin.redirects(INBOUND_SID) == []
+    assert client.calls(INBOUND_SID).fetch().end_time is not None
+
+
+def test_inbound_call_of_another_account_is_not_found(standin: RestStandIn) -> None:
+    standin.add_inbound_call(INBOUND_SID, CALLER, LINE, "AC" + "9" * 32)
+    rest = rest_client(standin)
+
+    with pytest.raises(TwilioRestException) as raised:
+        rest.calls(INBOUND_SID).update(url="https://ivr.example.org/connect")
+
+    rest.http_client.session.close()
+    assert (raised.value.status, raised.value.code) == (404, 20404)
+    assert standin.redirects(INBOUND_SID) == []
+
+
+def test_call_hooks_register_show_and_end_an_inbound_call(
+    client: Client, standin: RestStandIn
+) -> None:
+    hooks = standin.base_url + "/_standin/calls"
+    form = {"CallSid": INBOUND_SID, "From": CALLER, "To": LINE, "AccountSid": ACCOUNT_SID}
+
+    added = requests.post(hooks, data=form, timeout=5)
+    client.calls(INBOUND_SID).update(url="https://ivr.example.org/connect")
+    shown = requests.get(f"{hooks}/{INBOUND_SID}", timeout=5)
+    ended = requests.post(f"{hooks}/{INBOUND_SID}", data={"Status": "completed"}, timeout=5)
+    with pytest.raises(TwilioRestException) as raised:
+        client.calls(INBOUND_SID).update(url="https://ivr.example.org/again")
+
+    assert added.status_code == 201
+    assert (added.json()["direction"], added.json()["redirects"]) == ("inbound", [])
+    assert shown.status_code == 200
+    assert (shown.json()["sid"], shown.json()["status"], shown.json()["redirects"]) == (
+        INBOUND_SID,
+        "in-progress",
+        ["https://ivr.example.org/connect"],
+    )
+    assert ended.json()["status"] == "completed"
+    assert raised.value.code == 21220
+    # The hooks are no API requests: only the two updates were recorded.
+    assert [r.status for r in standin.requests] == [200, 400]
+
+
+def test_call_hooks_refuse_unknown_calls_and_missing_parameters(standin: RestStandIn) -> None:
+    hooks = standin.base_url + "/_standin/calls"
+
+    missing = requests.post(hooks, data={"CallSid": INBOUND_SID, "From": CALLER}, timeout=5)
+    unknown = requests.get(f"{hooks}/CA{'0' * 32}", timeout=5)
+
+    assert (missing.status_code, missing.json()["message"]) == (400, "Missing To, AccountSid")
+    assert unknown.status_code == 404
+    assert standin.calls == {}
+
+
+def test_hooks_client_talks_to_a_stand_in_elsewhere(client: Client, standin: RestStandIn) -> None:
+    hooks = StandInHooks(standin.base_url)
+
+    hooks.add_inbound_call(INBOUND_SID, CALLER, LINE, ACCOUNT_SID)
+    client.calls(INBOUND_SID).update(url="https://ivr.example.org/connect")
+    shown = hooks.call(INBOUND_SID)
+    hooks.set_call_status(INBOUND_SID, "completed")
+
+    assert shown["redirects"] == ["https://ivr.example.org/connect"]
+    assert standin.calls[INBOUND_SID]["status"] == "completed"
+    with pytest.raises(requests.HTTPError):
+        hooks.call("CA" + "0" * 32)
+
+
+# -- a hanging provider ----------------------------------------------------------------------
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds it took, result) of calling ``action``."""
+    start = time.monotonic()
+    result = action()
+    return time.monotonic() - start, result
+
+
+def test_hang_next_delays_api_requests_without_blocking_others(
+    client: Client, standin: RestStandIn
+) -> None:
+    standin.add_inbound_call(INBOUND_SID, CALLER, LINE, ACCOUNT_SID)
+    standin.hang_next(1, 1.0)
+    hung: list[tuple[float, Any]] = []
+    other = rest_client(standin)
+    thread = threading.Thread(
+        target=lambda: hung.append(
+            timed(lambda: client.calls(INBOUND_SID).update(url="https://ivr.example.org/c"))
+        )
+    )
+
+    thread.start()
+    time.sleep(0.2)  # the update is now hanging
+    meanwhile, message = timed(lambda: other.messages.create(to=OPERATOR, from_=LINE, body="一"))
+    hook_seconds, _ = timed(lambda: StandInHooks(standin.base_url).call(INBOUND_SID))
+    redirects_while_hanging = standin.redirects(INBOUND_SID)
+    thread.join(timeout=5)
+    other.http_client.session.close()
+
+    [(seconds, updated)] = hung
+    assert seconds >= 1.0
+    assert updated.status == "in-progress"
+    assert meanwhile < 0.5 and hook_seconds < 0.5
+    assert message.status == "queued"
+    # The request takes effect when the pause ends, not before.
+    assert redirects_while_hanging == []
+    assert standin.redirects(INBOUND_SID) == ["https://ivr.example.org/c"]
+    assert [(r.path.rsplit("/", 1)[-1], r.status) for r in standin.requests] == [
+        ("Messages.json", 201),
+        (f"{INBOUND_SID}.json", 200),
+    ]
+
+
+def test_hung_request_whose_client_gave_up_is_dropped(standin: RestStandIn) -> None:
+    standin.add_inbound_call(INBOUND_SID, CALLER, LINE, ACCOUNT_SID)
+    requests.post(standin.base_url + "/_standin/hang", data={"count": 1, "seconds": 0.6}, timeout=5)
+    impatient = rest_client(standin, timeout=0.2)
+
+    with pytest.raises(requests.Timeout):
+        impatient.calls(INBOUND_SID).update(url="https://ivr.example.org/connect")
+    impatient.http_client.session.close()
+    deadline = time.monotonic() + 5
+    while not standin.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert [r.status for r in standin.requests] == [DROPPED]
+    assert standin.redirects(INBOUND_SID) == []
+
+
+def test_stop_does_not_wait_for_hanging_requests() -> None:
+    standin = RestStandIn().start()
+    standin.hang_next(1, 30)
+    rest = rest_client(standin)
+    failures: list[Exception] = []
+
+    def send() -> None:
+        try:
+            rest.messages.create(to=OPERATOR, from_=LINE, body="一")
+        except requests.RequestException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    time.sleep(0.2)
+    seconds, _ = timed(standin.stop)
+    thread.join(timeout=5)
+    rest.http_client.session.close()
+
+    assert seconds < 3
+    assert len(failures) == 1  # the connection closed without an answer
+    assert [r.status for r in standin.requests] == [DROPPED]

@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import fields
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -33,6 +31,7 @@ from simulator.transport import FlaskTransport
 from simulator.users import ScriptedUser
 from tests import twiml_check
 from tests.conftest import AUTH_TOKEN, BASE_URL, DUTY, HOTLINE, SHORTCUT, SOS
+from tests.processes import environment, free_port
 
 CHEN = "+8613800138000"
 STRANGER = "+8618612345678"
@@ -368,26 +367,6 @@ def test_shortcut_busy_son_then_a_retry_gets_through(walk: Walk, db, chen) -> No
 # -- the real two-process setup ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """The process environment with every setting given, so a ``.env`` file cannot interfere."""
-    env = dict(os.environ)
-    for f in fields(Settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        env[f.name.upper()] = str(value)
-    return env
-
-
 def redis_children(pid: int) -> list[int]:
     """Pids of the ``redis-server`` processes whose parent is ``pid`` (Linux /proc)."""
     found = []
@@ -466,9 +445,22 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
         redis_pids = redis_children(up.pid)
         assert len(redis_pids) == 1, f"`up` should run one embedded redis-server: {redis_pids}"
 
-        script = ",".join([*SOS_WAITS, "dial:completed:95"])
+        # `up` runs the workers and the demo operators are available: a worker redirects the
+        # waiting caller, the operator hears the whisper, presses 1 and talks 95 s.
+        script = "op:answer:1:95"
         simulate = subprocess.run(
-            [*flask, "simulate", "--line", "sos", "--from", "anonymous", "--script", script],
+            [
+                *flask,
+                "simulate",
+                "--line",
+                "sos",
+                "--from",
+                "anonymous",
+                "--script",
+                script,
+                "--redirect-wait",
+                "2",
+            ],
             cwd=PROJECT_ROOT,
             env=env,
             capture_output=True,
@@ -478,7 +470,8 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
 
         assert simulate.returncode == 0, simulate.stdout + simulate.stderr
         assert f"🔊 {prompts.SOS_CONNECTING}" in simulate.stdout
-        assert f"→ POST {base_url}/ivr/duty/result?attempt=1" in simulate.stdout
+        assert f"→ POST {base_url}/ivr/whisper/accept" in simulate.stdout
+        assert "DialCallStatus=completed" in simulate.stdout
         assert "‼️" not in simulate.stdout, simulate.stdout
         assert simulate.stdout.rstrip().endswith("completed")
     finally:
@@ -498,3 +491,6 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
     line, from_number, to_number, status, duration = rows[0]
     assert (line, from_number, to_number, status) == ("sos", "anonymous", SOS, "completed")
     assert duration > 0
+    with closing(sqlite3.connect(settings.database_path)) as conn:
+        answered = conn.execute("SELECT operator_id, outcome FROM calls").fetchone()
+    assert answered[0] is not None and answered[1] == "answered"
