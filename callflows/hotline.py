@@ -7,7 +7,7 @@ from enum import StrEnum
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import prompts
-from callflows.voice import Links, Style, menu_gather, say
+from callflows.voice import Links, Style, goodbye, menu_gather, say
 from callflows.waiting import Queue, enqueue
 
 
@@ -199,14 +199,9 @@ def service_registered(
     say(gather, confirm, style)
     say(gather, prompts.SERVICE_NEXT_STEP, style)
     # Silence means the caller is content to be called back.
-    say(response, prompts.CALLBACK_PROMISED, style)
-    response.hangup()
-    return response
+    return goodbye(prompts.CALLBACK_PROMISED, style, response)
 
 
 def callback_promised(style: Style) -> VoiceResponse:
     """Promise a call back and say goodbye."""
-    response = VoiceResponse()
-    say(response, prompts.CALLBACK_PROMISED, style)
-    response.hangup()
-    return response
+    return goodbye(prompts.CALLBACK_PROMISED, style)

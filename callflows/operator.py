@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import prompts
-from callflows.voice import Links, Style, menu_gather, say
+from callflows.voice import Links, Style, ask_twice, goodbye, say
 
 
 @dataclass(frozen=True)
@@ -95,24 +95,14 @@ def whisper(
     card: CallerCard, *, call_sid: str, token: int, operator_id: str, style: Style, links: Links
 ) -> VoiceResponse:
     """What the operator hears on answering: who is calling, and press 1 to accept (twice)."""
-    response = VoiceResponse()
     action = links("/ivr/whisper/accept", call=call_sid, offer=token, op=operator_id)
-    text = introduction(card)
-    for slow in (False, True):
-        gather = menu_gather(response, style, action, slow=slow)
-        say(gather, text, style, slow=slow)
-        say(gather, prompts.WHISPER_ACCEPT, style, slow=slow)
-    say(response, prompts.WHISPER_NOT_ACCEPTED, style)
-    response.hangup()
-    return response
+    texts = [introduction(card), prompts.WHISPER_ACCEPT]
+    return ask_twice(texts, action, style, closing=prompts.WHISPER_NOT_ACCEPTED)
 
 
 def taken(style: Style) -> VoiceResponse:
     """Tell an operator the call is no longer theirs to take, and hang up their leg."""
-    response = VoiceResponse()
-    say(response, prompts.WHISPER_TAKEN, style)
-    response.hangup()
-    return response
+    return goodbye(prompts.WHISPER_TAKEN, style)
 
 
 def bridge() -> VoiceResponse:

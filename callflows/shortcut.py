@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import prompts
-from callflows.voice import Links, Style, dial, menu_gather, say
+from callflows.voice import Links, Style, ask_twice, dial, menu_gather, say
 
 DIAL_FAILURES = {
     "busy": prompts.SHORTCUT_BUSY,
@@ -110,12 +110,4 @@ def dial_outcome(dial_status: str, contact: Contact, style: Style, links: Links)
 
 def _ask_twice(message: str, options: Sequence[str], action: str, style: Style) -> VoiceResponse:
     """Say a message with one-key options; repeat slower once; then a kind goodbye."""
-    response = VoiceResponse()
-    for slow in (False, True):
-        gather = menu_gather(response, style, action, slow=slow)
-        say(gather, message, style, slow=slow)
-        for option in options:
-            say(gather, option, style, slow=slow)
-    say(response, prompts.GOODBYE, style)
-    response.hangup()
-    return response
+    return ask_twice([message, *options], action, style, closing=prompts.GOODBYE)

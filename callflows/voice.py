@@ -104,3 +104,21 @@ def dial(
     for number in numbers:
         verb.number(number)
     return verb
+
+
+def ask_twice(texts: Sequence[str], action: str, style: Style, *, closing: str) -> VoiceResponse:
+    """Ask a one-key question, then once more slower, then say ``closing`` and hang up."""
+    response = VoiceResponse()
+    for slow in (False, True):
+        gather = menu_gather(response, style, action, slow=slow)
+        for text in texts:
+            say(gather, text, style, slow=slow)
+    return goodbye(closing, style, response)
+
+
+def goodbye(text: str, style: Style, response: VoiceResponse | None = None) -> VoiceResponse:
+    """Say ``text`` and hang up."""
+    response = response or VoiceResponse()
+    say(response, text, style)
+    response.hangup()
+    return response

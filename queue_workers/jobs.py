@@ -94,9 +94,15 @@ def caller_gone(ctx: Context, sid: str, *, reason: str) -> None:
     calls.set_outcome(ctx.db, sid, "abandoned")
     if freed:
         ctx.enqueue(Priority.SOS, dispatch)
-    if record.get("queue") == "sos":
-        ctx.enqueue(Priority.SOS, notify_family, record.get("origin") or sid, "abandoned")
-        ctx.enqueue(Priority.SOS, place_callback, record.get("origin") or sid, 1)
+    if record.get("queue") != "sos":
+        return
+    if record.get("origin"):
+        # The resident hung up on our callback too: a person must follow up, not a loop of
+        # automatic callbacks.
+        calls.add_alert(ctx.db, record["origin"], "sos_callback_abandoned", {"leg": sid}, _now(ctx))
+        return
+    ctx.enqueue(Priority.SOS, notify_family, sid, "abandoned")
+    ctx.enqueue(Priority.SOS, place_callback, sid, 1)
 
 
 def escalate(sid: str) -> None:

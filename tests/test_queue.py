@@ -428,6 +428,12 @@ def test_abandoned_sos_is_called_back_and_family_texted(centre):
     whisper_leg = ring.root.find("Dial/Number")
     operator = PhoneCall(centre.client, centre.app, CHEN["phone"], whisper_leg.text)
     assert "回拨紧急求助" in operator.post(whisper_leg.attrib["url"], ParentCallSid=leg.sid).said
+    # hanging up on the callback too goes to a supervisor, not into a loop of callbacks
+    leg.post(f"/ivr/callback/status?call={call.sid}&attempt=1", CallStatus="completed")
+    centre.work()
+    assert len([c for c in centre.standin.calls.values() if c["direction"] == "outbound-api"]) == 1
+    alerts = [a["kind"] for a in centre.ctx.db.query("SELECT kind FROM alerts")]
+    assert alerts == ["sos_callback_abandoned"]
 
 
 def test_unanswered_callbacks_are_retried_then_a_supervisor_is_alerted(centre):
