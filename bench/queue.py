@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from rq import Queue
@@ -57,6 +58,13 @@ class Rig:
     post: Callable[[str, dict[str, str]], tuple[int, str]]
     workers: object
     app: object
+
+    def worker_errors(self) -> int:
+        """Tracebacks the workers logged (the log is kept as /tmp/bench-queue-workers.log)."""
+        log = Path(self.settings.database_path).parent / "workers.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        Path(tempfile.gettempdir(), "bench-queue-workers.log").write_text(text)
+        return text.count("Traceback")
 
     def stop(self) -> None:
         processes.stop(self.workers)
@@ -191,16 +199,22 @@ def storm(rig: Rig, count: int, seconds: float) -> dict[str, object]:
         seq = json.loads(row["detail"])["seq"]
         first_offer[row["call_sid"]] = min(seq, first_offer.get(row["call_sid"], seq))
     db.conn.close()
+    arrival = {sid: i for i, sid in enumerate(order)}
     by_offer = sorted(first_offer, key=first_offer.get)
-    in_order = by_offer == [sid for sid in order if sid in first_offer]
+    # pairs offered one after the other where the later one arrived first
+    inversions = [
+        (arrival[a], arrival[b]) for a, b in pairwise(by_offer) if arrival[a] > arrival[b]
+    ]
+    print("inversions (arrival index of the earlier offer, of the next):", inversions[:10])
     return {
         "calls": count,
         "lost": len(report.lost),
         "double_booked": len(report.double_bookings),
         "errors": len(report.errors),
+        "worker_errors": rig.worker_errors(),
         "p50_wait_s": statistics.median(waits),
         "p99_wait_s": percentile(waits, 0.99),
-        "first_offers_in_arrival_order": in_order,
+        "first_offers_out_of_arrival_order": len(inversions),
         "seconds": time.monotonic() - start,
     }
 

@@ -60,6 +60,8 @@ SHORTCUT_FOREIGN = "{label}的电话不是国内号码。免费亲情电话只�
 SHORTCUT_QUOTA_USED_UP = (
     "您本月的免费通话时间已经用完了。下个月1号会重新送给您。紧急情况请按SOS键，SOS键随时都能用。"
 )
+SHORTCUT_QUOTA_LOW = "本月免费通话还剩{minutes}。"
+SHORTCUT_CALL_LIMIT = "这次通话最多{minutes}，到时间会自动挂断。"
 SHORTCUT_OFFER_OPERATOR = "需要人工服务，请按0。"
 SHORTCUT_OFFER_MENU = "重新选择亲人，请按1。"
 SHORTCUT_BUSY = "{label}的电话正在通话中。"
@@ -148,3 +150,8 @@ SMS_SOS_ABANDONED = (
     "【智慧养老呼叫中心】您的家人{name}于{time}拨打了SOS紧急求助电话后挂断，"
     "呼叫中心正在回拨联系，请您也尽快与老人联系。"
 )
+
+
+def minutes_text(seconds: int) -> str:
+    """Free time as said aloud: ``12分钟``, or ``不到1分钟``."""
+    return f"{seconds // 60}分钟" if seconds >= 60 else "不到1分钟"

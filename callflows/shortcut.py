@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import prompts
-from callflows.voice import Links, Style, ask_twice, dial, menu_gather, say
+from callflows.voice import Links, Style, ask_twice, menu_gather, say
 
 DIAL_FAILURES = {
     "busy": prompts.SHORTCUT_BUSY,
@@ -77,19 +77,34 @@ def connect(
     *,
     caller_id: str | None,
     time_limit: int,
+    reservation_id: int,
+    low_balance_seconds: int,
     style: Style,
     links: Links,
 ) -> VoiceResponse:
-    """Connect the caller to a relative, capped at the free time left this month."""
+    """Connect the caller to a relative for at most ``time_limit`` seconds (the reservation).
+
+    When little free time is left, the caller hears it first, and that the call will be cut.
+    """
     response = VoiceResponse()
+    if time_limit < low_balance_seconds:
+        minutes = prompts.minutes_text(time_limit)
+        say(response, prompts.SHORTCUT_QUOTA_LOW.format(minutes=minutes), style)
+        say(response, prompts.SHORTCUT_CALL_LIMIT.format(minutes=minutes), style)
     say(response, prompts.SHORTCUT_CONNECTING.format(label=contact.label), style)
-    dial(
-        response,
-        [number],
-        style,
-        action=links("/ivr/shortcut/dial-result", slot=contact.slot),
+    verb = response.dial(
+        action=links("/ivr/shortcut/dial-result", slot=contact.slot, res=reservation_id),
+        method="POST",
+        timeout=style.dial_timeout,
         caller_id=caller_id,
         time_limit=time_limit,
+    )
+    # The dialled leg's own status callback can settle the minutes if the action is lost.
+    verb.number(
+        number,
+        status_callback=links("/ivr/shortcut/leg-status", res=reservation_id),
+        status_callback_event="completed",
+        status_callback_method="POST",
     )
     return response
 

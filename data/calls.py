@@ -134,27 +134,6 @@ def events(db: sqlite_utils.Database, call_sid: str) -> list[dict[str, Any]]:
     return [{**row, "detail": json.loads(row["detail"])} for row in rows]
 
 
-def shortcut_seconds_used(
-    db: sqlite_utils.Database, resident_id: int, since: str, until: str, unit_seconds: int = 60
-) -> int:
-    """Talk time of a resident's connected shortcut calls in a period, each rounded up.
-
-    An interim measure until the minute ledger lands: it reads the recorded dial results.
-    """
-    sql = """
-        SELECT e.detail FROM call_events e JOIN calls c ON c.call_sid = e.call_sid
-        WHERE c.resident_id = ? AND c.line = 'shortcut' AND e.kind = 'dial_result'
-          AND c.started_at >= ? AND c.started_at < ?
-    """
-    total = 0
-    for (detail,) in db.execute(sql, [resident_id, since, until]).fetchall():
-        info = json.loads(detail)
-        seconds = int(info.get("duration") or 0)
-        if info.get("status") == "completed" and seconds > 0:
-            total += -(-seconds // unit_seconds) * unit_seconds
-    return total
-
-
 def mark_queued(db: sqlite_utils.Database, call_sid: str, at: str) -> None:
     """Remember when the call first started waiting for a person (kept on re-queueing)."""
     db.execute(

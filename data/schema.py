@@ -117,3 +117,36 @@ def operator_queue(db: sqlite_utils.Database) -> None:
         CREATE INDEX alerts_open ON alerts (resolved_at, created_at);
         """,
     )
+
+
+@migration("0003_minute_ledger")
+def minute_ledger(db: sqlite_utils.Database) -> None:
+    """The append-only minute ledger of the shortcut line."""
+    run_script(
+        db,
+        """
+        CREATE TABLE ledger_entries (
+            id INTEGER PRIMARY KEY,
+            resident_id INTEGER NOT NULL REFERENCES residents(id),
+            month TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('reserve', 'release', 'usage', 'adjust')),
+            seconds INTEGER NOT NULL,
+            reservation_id INTEGER REFERENCES ledger_entries(id),
+            call_sid TEXT,
+            leg_sid TEXT,
+            talk_seconds INTEGER,
+            source TEXT,
+            actor TEXT,
+            reason TEXT,
+            expires_at TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX ledger_resident_month ON ledger_entries (resident_id, month);
+        CREATE UNIQUE INDEX ledger_one_settlement
+            ON ledger_entries (reservation_id, kind) WHERE kind IN ('release', 'usage');
+        CREATE UNIQUE INDEX ledger_one_reservation_per_dial
+            ON ledger_entries (call_sid, leg_sid) WHERE kind = 'reserve';
+        CREATE INDEX ledger_open_reservations ON ledger_entries (kind, expires_at)
+            WHERE kind = 'reserve';
+        """,
+    )

@@ -24,7 +24,7 @@ from ivr import queueing
 from ivr.call import Call, arg_int, current_call, field, int_field
 from ivr.db import get_db
 from ivr.guard import protect, twiml
-from ivr.minutes import LOCAL
+from ivr.quota import LOCAL
 from queue_workers import jobs
 from queue_workers.switchboard import Priority
 

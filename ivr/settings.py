@@ -48,6 +48,11 @@ class Settings:
     shortcut_digit_timeout: int = 4
     dial_timeout: int = 30
     free_minutes_per_month: int = 330
+    ledger_rounding_seconds: int = 60
+    low_balance_minutes: int = 30
+    # An unsettled reservation is settled from the provider's record after its time limit
+    # plus this margin (the Dial action or status callback was lost).
+    ledger_reservation_margin_seconds: int = 300
     supervisor_numbers: tuple[str, ...] = ()
     sms_from: str = ""
     sos_escalate_seconds: int = 60

@@ -10,7 +10,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from callflows import hotline, prompts, shortcut
 from callflows.voice import say
 from data import calls, residents, service_requests
-from ivr import minutes, phones
+from ivr import phones, quota
 from ivr.call import Call, Line, arg_int, current_call, field, int_field
 from ivr.guard import protect, twiml
 from ivr.operator_routes import resident_or_none, send_to_sos, settle_final_status, to_operator
@@ -223,7 +223,14 @@ def shortcut_dial_result() -> Response:
     dial_status = field("DialCallStatus") or "failed"
     dial_sid = field("DialCallSid") or f"{call.sid}:{slot}"
     duration = int_field("DialCallDuration") if dial_status == "completed" else 0
-    detail = {"slot": slot, "status": dial_status, "duration": duration, "dial_sid": dial_sid}
+    charged = _settle(call, arg_int("res"), dial_status, duration, dial_sid, "dial_action")
+    detail = {
+        "slot": slot,
+        "status": dial_status,
+        "duration": duration,
+        "dial_sid": dial_sid,
+        "charged": charged,
+    }
     call.event("dial_result", detail, dedup_key=f"dial:{dial_sid}")
     resident = call.resident()
     record = residents.contact(call.db, resident["id"], slot) if resident else None
@@ -233,7 +240,45 @@ def shortcut_dial_result() -> Response:
     )
 
 
+@bp.post("/ivr/shortcut/leg-status")
+def shortcut_leg_status() -> Response:
+    """The dialled leg's own status callback: settles the minutes if the Dial action did not."""
+    call = current_call()
+    status = field("CallStatus")
+    if status not in calls.STATUS_RANK:
+        abort(400)
+    if calls.STATUS_RANK[status] == calls.FINAL_RANK:
+        parent = field("ParentCallSid") or call.sid
+        charged = _settle(
+            call, arg_int("res"), status, int_field("CallDuration"), call.sid, "leg_status"
+        )
+        if charged is not None:
+            _log_for(call, parent, "minutes_charged", {"seconds": charged, "source": "leg_status"})
+    return Response(status=204)
+
+
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _settle(
+    call: Call, reservation_id: int, status: str, talk: int, leg_sid: str, source: str
+) -> int | None:
+    if reservation_id <= 0:
+        return None
+    return quota.settle_dial(
+        call.db,
+        reservation_id,
+        status=status,
+        talk_seconds=talk,
+        leg_sid=leg_sid,
+        source=source,
+        now=call.now,
+        settings=call.settings,
+    )
+
+
+def _log_for(call: Call, sid: str, kind: str, detail: dict) -> None:
+    call.safely(lambda: calls.add_event(call.db, sid, kind, detail, at=call.at))
 
 
 def _service_request(call: Call, choice: hotline.Choice) -> int:
@@ -293,20 +338,28 @@ def _connect_slot(call: Call, slot: int) -> VoiceResponse:
         call.event("refused", {"reason": "foreign_number", "slot": slot})
         message = prompts.SHORTCUT_FOREIGN.format(label=contact.label)
         return shortcut.explain(message, call.style, call.links, offer_menu=True)
-    seconds = minutes.remaining_seconds(
-        call.db, resident, call.now, call.settings.free_minutes_per_month
-    )
-    if seconds <= 0:
+    reservation = quota.reserve_for_dial(call.db, resident, call.sid, call.now, call.settings)
+    if reservation is None:
         call.event("refused", {"reason": "quota_used_up", "slot": slot})
         return shortcut.explain(
             prompts.SHORTCUT_QUOTA_USED_UP, call.style, call.links, offer_menu=False
         )
-    call.event("dial", {"slot": slot, "to": record["phone"], "time_limit": seconds})
+    call.event(
+        "dial",
+        {
+            "slot": slot,
+            "to": record["phone"],
+            "time_limit": reservation.seconds,
+            "reservation": reservation.id,
+        },
+    )
     return shortcut.connect(
         contact,
         record["phone"],
         caller_id=call.number,
-        time_limit=seconds,
+        time_limit=reservation.seconds,
+        reservation_id=reservation.id,
+        low_balance_seconds=call.settings.low_balance_minutes * 60,
         style=call.style,
         links=call.links,
     )

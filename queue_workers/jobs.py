@@ -16,7 +16,7 @@ from callflows import prompts
 from data import calls, residents
 from data.db import isoformat
 from ivr.call import links_of
-from ivr.minutes import LOCAL
+from ivr.quota import LOCAL
 from queue_workers import context
 from queue_workers.context import Context
 from queue_workers.switchboard import Offer, Priority
@@ -222,8 +222,15 @@ def fire_timer(member: str) -> None:
 def event(
     ctx: Context, sid: str, kind: str, detail: dict[str, Any], dedup: str | None = None
 ) -> bool:
-    """Add to the call's timeline; True when the event was new."""
-    return calls.add_event(ctx.db, sid, kind, detail, dedup_key=dedup, at=_now(ctx))
+    """Add to the call's timeline; True when the event was new.
+
+    Best effort: a busy or broken database must not stop a call from being connected.
+    """
+    try:
+        return calls.add_event(ctx.db, sid, kind, detail, dedup_key=dedup, at=_now(ctx))
+    except Exception:
+        log.exception("could not record %s for %s", kind, sid)
+        return False
 
 
 def _ring_ms(ctx: Context) -> int:

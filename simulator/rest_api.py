@@ -46,7 +46,7 @@ API_VERSION = "2010-04-01"
 FINAL_CALL_STATUSES = frozenset({"completed", "canceled", "busy", "failed", "no-answer"})
 _ACCOUNT = rf"/{API_VERSION}/Accounts/(?P<account>[^/]+)"
 _ROUTES = (
-    (re.compile(rf"^{_ACCOUNT}/Calls\.json$"), {"POST": "_create_call"}),
+    (re.compile(rf"^{_ACCOUNT}/Calls\.json$"), {"POST": "_create_call", "GET": "_list_calls"}),
     (
         re.compile(rf"^{_ACCOUNT}/Calls/(?P<sid>[^/]+)\.json$"),
         {"POST": "_update_call", "GET": "_fetch_call"},
@@ -225,6 +225,18 @@ class RestStandIn:
             self._calls[sid] = call
             self._redirects.setdefault(sid, [])
 
+    def add_dialled_leg(
+        self, parent_sid: str, sid: str, to_number: str, *, duration: int, status: str = "completed"
+    ) -> None:
+        """Know the leg a ``<Dial>`` placed from a call (what the provider bills)."""
+        with self._lock:
+            parent = self._calls[parent_sid]
+            call = _call_resource(
+                sid, parent["account_sid"], parent["to"], to_number, status, "outbound-dial"
+            )
+            call.update(parent_call_sid=parent_sid, duration=str(duration))
+            self._calls[sid] = call
+
     def set_call_status(self, sid: str, status: str) -> None:
         """Move a call on as the network would (``ringing``, ``in-progress``, ``completed`` …)."""
         with self._lock:
@@ -315,6 +327,31 @@ class RestStandIn:
                 self._redirects.setdefault(sid, []).append(str(params["Url"]))
             call["date_updated"] = _now()
             return 200, dict(call)
+
+    def _list_calls(self, params: Params, account: str) -> Reply:
+        with self._lock:
+            found = [
+                dict(call)
+                for call in self._calls.values()
+                if call["account_sid"] == account
+                and (
+                    not params.get("ParentCallSid")
+                    or call["parent_call_sid"] == params["ParentCallSid"]
+                )
+            ]
+        uri = f"/{API_VERSION}/Accounts/{account}/Calls.json"
+        page = {
+            "calls": found,
+            "uri": uri,
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "previous_page_uri": None,
+            "page": 0,
+            "page_size": 50,
+            "start": 0,
+            "end": max(0, len(found) - 1),
+        }
+        return 200, page
 
     def _fetch_call(self, params: Params, account: str, sid: str) -> Reply:
         with self._lock:

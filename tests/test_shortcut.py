@@ -38,8 +38,8 @@ def test_early_digit_connects_the_slot(phone, chen, db):
     dial = reply.find("Dial")
     assert dial.find("Number").text == "+8613900139001"
     assert dial.attrib["callerId"] == SHORTCUT
-    assert dial.attrib["timeLimit"] == str(330 * 60)
-    assert query(dial.attrib["action"]) == {"slot": "1"}
+    assert dial.attrib["timeLimit"] == "14400", "330 minutes, capped at Twilio's 4-hour limit"
+    assert query(dial.attrib["action"]) == {"slot": "1", "res": "1"}
     assert "dial" in kinds(db, call.sid)
 
 
@@ -152,6 +152,7 @@ def test_no_answer_is_said(phone, chen):
 
 
 def test_completed_call_is_recorded_once_and_counts_against_free_minutes(phone, chen, db):
+    db["residents"].update(chen["id"], {"free_minutes": 100})
     call = phone(CHEN_PHONE, SHORTCUT)
     dialled = call.post(call.start().url("Gather"), Digits="1")
     params = {
@@ -169,14 +170,14 @@ def test_completed_call_is_recorded_once_and_counts_against_free_minutes(phone, 
     # 61 s is rounded up to 2 minutes for the next call's limit
     next_call = phone(CHEN_PHONE, SHORTCUT)
     reply = next_call.post(next_call.start().url("Gather"), Digits="2")
-    assert reply.find("Dial").attrib["timeLimit"] == str((330 - 2) * 60)
+    assert reply.find("Dial").attrib["timeLimit"] == str((100 - 2) * 60)
 
 
 def test_resident_override_of_free_minutes(phone, chen, db):
-    db["residents"].update(chen["id"], {"free_minutes": 500})
+    db["residents"].update(chen["id"], {"free_minutes": 200})
     call = phone(CHEN_PHONE, SHORTCUT)
     reply = call.post(call.start().url("Gather"), Digits="1")
-    assert reply.find("Dial").attrib["timeLimit"] == str(500 * 60)
+    assert reply.find("Dial").attrib["timeLimit"] == str(200 * 60)
 
 
 def test_used_up_minutes_refuse_the_call_and_point_to_sos(phone, chen, db):

@@ -281,17 +281,18 @@ def test_hotline_invalid_key_then_a_valid_one(walk: Walk, db) -> None:
 
 
 def test_shortcut_early_digit_dials_the_son_within_the_free_minutes(walk: Walk, db, chen) -> None:
+    db["residents"].update(chen["id"], {"free_minutes": 100})
     first = walk(CHEN, SHORTCUT, ["1", "dial:completed:75"])
 
     assert paths(first) == [
         VOICE_PATH,
         "/ivr/shortcut/choice",
-        "/ivr/shortcut/dial-result?slot=1",
+        "/ivr/shortcut/dial-result?slot=1&res=1",
         STATUS_PATH,
     ]
     dial = answer_to(first, "/ivr/shortcut/choice").find("Dial")
     assert dial is not None and dial.find("Number").text == SON
-    assert (dial.get("callerId"), dial.get("timeLimit")) == (SHORTCUT, str(330 * 60))
+    assert (dial.get("callerId"), dial.get("timeLimit")) == (SHORTCUT, str(100 * 60))
     assert first.requests[2].params["DialCallDuration"] == "75"
     assert heard(first) == [
         prompts.SHORTCUT_HELLO,
@@ -307,7 +308,7 @@ def test_shortcut_early_digit_dials_the_son_within_the_free_minutes(walk: Walk, 
 
     dial = answer_to(second, "/ivr/shortcut/choice").find("Dial")
     assert dial is not None and dial.find("Number").text == DAUGHTER
-    assert dial.get("timeLimit") == str((330 - 2) * 60) == "19680"
+    assert dial.get("timeLimit") == str((100 - 2) * 60) == "5880"
     assert prompts.SHORTCUT_NO_ANSWER.format(label="女儿") in heard(second)
 
 
@@ -353,9 +354,9 @@ def test_shortcut_busy_son_then_a_retry_gets_through(walk: Walk, db, chen) -> No
     assert paths(record) == [
         VOICE_PATH,
         "/ivr/shortcut/choice",
-        "/ivr/shortcut/dial-result?slot=1",
+        "/ivr/shortcut/dial-result?slot=1&res=1",
         "/ivr/shortcut/retry?slot=1",
-        "/ivr/shortcut/dial-result?slot=1",
+        "/ivr/shortcut/dial-result?slot=1&res=4",
         STATUS_PATH,
     ]
     assert prompts.SHORTCUT_BUSY.format(label="儿子") in heard(record)
