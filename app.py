@@ -40,6 +40,7 @@ def create_app(
 
 def _register_commands(app: Flask) -> None:
     from ivr import cli, demo
+    from ivr.quota_cli import quota_group
     from queue_workers.worker import worker_command
     from simulator.cli import simulate_command
 
@@ -47,3 +48,4 @@ def _register_commands(app: Flask) -> None:
     demo.register(app)
     app.cli.add_command(simulate_command, name="simulate")
     app.cli.add_command(worker_command)
+    app.cli.add_command(quota_group)

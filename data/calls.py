@@ -85,6 +85,21 @@ def add_event(
     return cursor.rowcount == 1
 
 
+def add_events(
+    db: sqlite_utils.Database, rows: list[tuple[str, str, dict[str, Any], str | None, str]]
+) -> None:
+    """Append many events at once: (call_sid, kind, detail, dedup_key, at); repeats dropped."""
+    with db.conn:
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO call_events (call_sid, kind, detail, dedup_key, at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (sid, kind, json.dumps(d, ensure_ascii=False), key, at)
+                for sid, kind, d, key, at in rows
+            ],
+        )
+
+
 def apply_status(
     db: sqlite_utils.Database,
     *,
@@ -130,7 +145,9 @@ def get(db: sqlite_utils.Database, call_sid: str) -> dict[str, Any] | None:
 
 def events(db: sqlite_utils.Database, call_sid: str) -> list[dict[str, Any]]:
     """The call's timeline, oldest first, with ``detail`` decoded."""
-    rows = db.query("SELECT * FROM call_events WHERE call_sid = ? ORDER BY id", [call_sid])
+    # By time: offers arrive from the switchboard's journal a moment after they happen.
+    sql = "SELECT * FROM call_events WHERE call_sid = ? ORDER BY at, id"
+    rows = db.query(sql, [call_sid])
     return [{**row, "detail": json.loads(row["detail"])} for row in rows]
 
 

@@ -61,7 +61,8 @@ class Context:
             return self.db_source()
         self._fresh()
         if self._db is None:
-            self._db = store.connect(self.settings.database_path)
+            # Jobs can wait for the write lock longer than a webhook could: nothing waits on them.
+            self._db = store.connect(self.settings.database_path, busy_timeout_ms=30_000)
         return self._db
 
     @property

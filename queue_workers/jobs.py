@@ -13,8 +13,9 @@ from typing import Any
 from twilio.base.exceptions import TwilioRestException
 
 from callflows import prompts
-from data import calls, residents
+from data import calls, ledger, residents
 from data.db import isoformat
+from ivr import quota
 from ivr.call import links_of
 from ivr.quota import LOCAL
 from queue_workers import context
@@ -52,12 +53,8 @@ def offer_call(ctx: Context, offer: Offer) -> str:
     Returns ``ok``, ``gone`` (the caller had hung up) or ``failed`` (the REST API did not
     answer after several tries).
     """
-    event(
-        ctx,
-        offer.call_sid,
-        "offered",
-        {"operators": list(offer.operator_ids), "offer": offer.token, "seq": offer.seq},
-    )
+    # No database work before the redirect: the offer reaches the timeline through the
+    # switchboard's journal, so a busy database never delays the phones ringing.
     url = links_of(ctx.settings)("/ivr/connect", call=offer.call_sid, offer=offer.token)
     last_error: Exception | None = None
     for pause in REST_BACKOFF:
@@ -246,3 +243,59 @@ def _local_time(stored: str) -> str:
 
     moment = datetime.fromisoformat(stored.replace("Z", "+00:00")).astimezone(LOCAL)
     return f"{moment.month}月{moment.day}日{moment:%H:%M}"
+
+
+def settle_expired_reservations() -> int:
+    """Settle reservations nobody settled (lost callbacks) from the provider's own record.
+
+    When the provider has no record of the dialled leg, the reservation is released with no
+    charge and a supervisor is alerted to check the call.
+    """
+    ctx = context.current()
+    settled = 0
+    for held in ledger.open_reservations(ctx.db, _now(ctx)):
+        leg = _dialled_leg(ctx, held["call_sid"])
+        if leg is not None:
+            status, talk, leg_sid, source = leg.status, int(leg.duration or 0), leg.sid, "provider"
+        else:
+            status, talk, leg_sid, source = "failed", 0, None, "expired"
+        charged = quota.settle_dial(
+            ctx.db,
+            held["id"],
+            status=status,
+            talk_seconds=talk,
+            leg_sid=leg_sid,
+            source=source,
+            now=ctx.clock(),
+            settings=ctx.settings,
+        )
+        if charged is None:
+            continue
+        settled += 1
+        event(ctx, held["call_sid"], "minutes_charged", {"seconds": charged, "source": source})
+        if leg is None:
+            calls.add_alert(
+                ctx.db,
+                held["call_sid"],
+                "ledger_reservation_unsettled",
+                {"reservation": held["id"]},
+                _now(ctx),
+            )
+    return settled
+
+
+def _dialled_leg(ctx: Context, call_sid: str | None) -> Any:
+    """The provider's record of the leg a shortcut call dialled, if it can be had."""
+    if not call_sid:
+        return None
+    try:
+        legs = ctx.rest.calls.list(parent_call_sid=call_sid, limit=20)
+    except Exception as exc:
+        log.warning("no provider record for %s: %s", call_sid, exc)
+        return None
+    finished = [
+        leg
+        for leg in legs
+        if leg.status in ("completed", "busy", "no-answer", "failed", "canceled")
+    ]
+    return finished[-1] if finished else None

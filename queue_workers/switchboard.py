@@ -27,6 +27,7 @@ OFFERS = PREFIX + "offers"
 TIMERS = PREFIX + "timers"
 OPERATORS = PREFIX + "operators"
 PRESENCE = PREFIX + "presence"
+JOURNAL = PREFIX + "journal"
 # A waiting call's score: priority band, then arrival in ms, then 6 bits of arrival counter
 # (ADD_CALL multiplies by 64), all exact in a double: 2 * 2**50 + 1.8e12 * 64 < 2**53.
 BAND = 2**50 // 64
@@ -97,6 +98,12 @@ local function op_state(id, state, now, ...)
   redis.call('XADD', P .. 'presence', 'MAXLEN', '~', 100000, '*', 'op', id, 'state', state,
              'at', now)
 end
+-- Offers go to the call timeline through this stream, atomically with the claim itself, so
+-- a worker killed right after claiming cannot lose the record (the timekeeper stores it).
+local function journal(sid, kind, token, ops, seq, now)
+  redis.call('XADD', P .. 'journal', 'MAXLEN', '~', 100000, '*', 'sid', sid, 'kind', kind,
+             'offer', token, 'operators', ops, 'seq', seq, 'at', now)
+end
 local function make_available(id, now, idle_since)
   op_state(id, 'available', now, 'idle_since', idle_since, 'call', '', 'offer', '')
   redis.call('ZADD', P .. 'available', idle_since, id)
@@ -157,7 +164,9 @@ redis.call('ZREM', P .. 'available', best)
 redis.call('HSET', call_key(head), 'state', 'offered', 'operators', best)
 op_state(best, 'ringing', ARGV[1], 'call', head, 'offer', token)
 redis.call('ZADD', P .. 'offers', ARGV[2], head .. '|' .. token)
-return {head, token, best, redis.call('INCR', P .. 'claims')}
+local seq = redis.call('INCR', P .. 'claims')
+journal(head, 'offered', token, best, seq, ARGV[1])
+return {head, token, best, seq}
 """
 )
 
@@ -179,7 +188,9 @@ end
 if ARGV[4] == '1' then table.insert(ops, 'supervisor') end
 redis.call('HSET', call_key(sid), 'state', 'offered', 'operators', table.concat(ops, ','))
 redis.call('ZADD', P .. 'offers', ARGV[3], sid .. '|' .. token)
-return {sid, token, table.concat(ops, ','), redis.call('INCR', P .. 'claims')}
+local seq = redis.call('INCR', P .. 'claims')
+journal(sid, 'offered', token, table.concat(ops, ','), seq, ARGV[2])
+return {sid, token, table.concat(ops, ','), seq}
 """
 )
 
@@ -390,22 +401,25 @@ class Switchboard:
         old, result = self._run("set_state", op_id, state.value, self.now(), want)
         return _text(old), _text(result)
 
-    def presence_changes(
-        self, after: str = "-", count: int = 1000
-    ) -> list[tuple[str, str, str, int]]:
-        """Presence changes recorded since stream id ``after``: (id, operator, state, at_ms)."""
-        start = "(" + after if after != "-" else "-"
-        entries = self.redis.xrange(PRESENCE, min=start, count=count)
-        out = []
-        for entry_id, fields in entries:
-            f = _decode(fields)
-            out.append((_text(entry_id), f["op"], f["state"], int(f["at"])))
-        return out
+    def presence_changes(self, count: int = 1000) -> list[tuple[str, str, str, int]]:
+        """Presence changes not yet stored: (stream id, operator, state, at_ms)."""
+        return [
+            (entry_id, f["op"], f["state"], int(f["at"]))
+            for entry_id, f in self.read_stream(PRESENCE, count)
+        ]
 
-    def trim_presence(self, upto: str) -> None:
-        """Forget presence changes up to and including stream id ``upto`` (once stored)."""
-        self.redis.xtrim(PRESENCE, minid=upto, approximate=False)
-        self.redis.xdel(PRESENCE, upto)
+    def journal(self, count: int = 1000) -> list[tuple[str, dict[str, str]]]:
+        """Call-timeline records not yet stored (offers), with their stream ids."""
+        return self.read_stream(JOURNAL, count)
+
+    def read_stream(self, key: str, count: int) -> list[tuple[str, dict[str, str]]]:
+        """The oldest ``count`` entries of one of the switchboard's streams."""
+        return [(_text(i), _decode(f)) for i, f in self.redis.xrange(key, count=count)]
+
+    def trim(self, key: str, upto: str) -> None:
+        """Forget a stream's entries up to and including ``upto`` (once stored)."""
+        self.redis.xtrim(key, minid=upto, approximate=False)
+        self.redis.xdel(key, upto)
 
     def operator(self, op_id: str) -> dict[str, str]:
         """One operator's hash."""

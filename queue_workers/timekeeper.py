@@ -15,10 +15,19 @@ from data import calls
 from data.db import isoformat
 from queue_workers import jobs
 from queue_workers.context import Context
-from queue_workers.switchboard import AVAILABLE, WAITING, OperatorState, Priority
+from queue_workers.switchboard import (
+    AVAILABLE,
+    JOURNAL,
+    PRESENCE,
+    WAITING,
+    OperatorState,
+    Priority,
+)
 
 log = logging.getLogger(__name__)
 DISPATCH_NUDGE = "cc:dispatch-nudge"
+LEDGER_SWEEP = "cc:ledger-sweep"
+LEDGER_SWEEP_MS = 30_000
 
 
 def tick(ctx: Context) -> None:
@@ -49,6 +58,9 @@ def tick(ctx: Context) -> None:
     if needed and ctx.redis.set(DISPATCH_NUDGE, 1, nx=True, px=1000):
         ctx.enqueue(Priority.SOS, jobs.dispatch)
     store_presence(ctx)
+    store_journal(ctx)
+    if ctx.redis.set(LEDGER_SWEEP, 1, nx=True, px=LEDGER_SWEEP_MS):
+        ctx.enqueue(Priority.CALLBACK, jobs.settle_expired_reservations)
 
 
 def store_presence(ctx: Context) -> int:
@@ -61,7 +73,26 @@ def store_presence(ctx: Context) -> int:
         for entry, op, state, at in changes
     ]
     calls.record_presence(ctx.db, rows)
-    ctx.board.trim_presence(changes[-1][0])
+    ctx.board.trim(PRESENCE, changes[-1][0])
+    return len(rows)
+
+
+def store_journal(ctx: Context) -> int:
+    """Move the switchboard's timeline records (offers) into the calls' timelines."""
+    records = ctx.board.journal()
+    if not records:
+        return 0
+    rows = []
+    for _, f in records:
+        detail = {
+            "operators": f["operators"].split(","),
+            "offer": int(f["offer"]),
+            "seq": int(f["seq"]),
+        }
+        at = isoformat(datetime.fromtimestamp(int(f["at"]) / 1000, UTC))
+        rows.append((f["sid"], f["kind"], detail, f"{f['kind']}:{f['sid']}:{f['offer']}", at))
+    calls.add_events(ctx.db, rows)
+    ctx.board.trim(JOURNAL, records[-1][0])
     return len(rows)
 
 

@@ -45,11 +45,12 @@ class Centre:
         return call
 
     def work(self) -> None:
-        """Run every queued job (and the timekeeper once) in this process."""
+        """Run the timekeeper, every queued job, and the timekeeper again, in this process."""
         timekeeper.tick(self.ctx)
         SimpleWorker(list(QUEUE_NAMES), connection=self.redis).work(
             burst=True, logging_level="ERROR"
         )
+        timekeeper.store_journal(self.ctx)
 
     def redirects(self, call: PhoneCall) -> list[str]:
         return self.standin.redirects(call.sid)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from queue_workers.switchboard import OperatorState, Priority, Switchboard
+from queue_workers.switchboard import PRESENCE, OperatorState, Priority, Switchboard
 
 
 class Tick:
@@ -159,7 +159,7 @@ def test_presence_stream_records_every_change(board):
     states = [state for _, _, state, _ in board.presence_changes()]
     assert states == ["available", "ringing", "on_call", "wrap_up"]
     last = board.presence_changes()[-1][0]
-    board.trim_presence(last)
+    board.trim(PRESENCE, last)
     assert board.presence_changes() == []
 
 
