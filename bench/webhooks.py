@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.webhooks [--requests 2000]
 
 The baseline is the same app, the same signature check and the same test client answering a
-constant ``<Response/>``: the ratio is what our flows, lookups and call logging cost on top of
-Flask and Twilio's signature validation. Runs in-process on a temporary SQLite file.
+constant ``<Response/>``: the ratio is what our flows, lookups, call logging, the switchboard
+(Redis) and the minute ledger cost on top of Flask and Twilio's signature validation. Runs
+in-process on a temporary SQLite file and an embedded Redis (no workers: jobs just queue up).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from app import create_app
 from data import residents
+from ivr.embedded_redis import EmbeddedRedis
 from ivr.settings import Settings
 from ivr.signature import check_signature
 
@@ -52,8 +54,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedRedis(Path(tmp) / "redis", persist=False) as redis_server,
+    ):
         settings = Settings(
+            redis_url=redis_server.url,
             twilio_account_sid="AC" + "0" * 32,
             twilio_auth_token=TOKEN,
             public_base_url=BASE,

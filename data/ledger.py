@@ -191,13 +191,18 @@ def entries(db: sqlite_utils.Database, resident_id: int, month: str) -> list[dic
     return list(db.query(sql, [resident_id, month]))
 
 
-def open_reservations(db: sqlite_utils.Database, before: str) -> list[dict[str, Any]]:
-    """Reservations never settled whose expiry time is before ``before``."""
+def open_reservations(
+    db: sqlite_utils.Database, before: str, since: str = ""
+) -> list[dict[str, Any]]:
+    """Reservations never settled that expired between ``since`` and ``before``.
+
+    ``since`` bounds the scan, which would otherwise grow with every call ever made.
+    """
     sql = """
         SELECT r.* FROM ledger_entries r
-        WHERE r.kind = 'reserve' AND r.expires_at < ?
+        WHERE r.kind = 'reserve' AND r.expires_at < ? AND r.expires_at >= ?
           AND NOT EXISTS (SELECT 1 FROM ledger_entries s
                           WHERE s.reservation_id = r.id AND s.kind = 'release')
         ORDER BY r.id
     """
-    return list(db.query(sql, [before]))
+    return list(db.query(sql, [before, since]))

@@ -146,7 +146,8 @@ def minute_ledger(db: sqlite_utils.Database) -> None:
             ON ledger_entries (reservation_id, kind) WHERE kind IN ('release', 'usage');
         CREATE UNIQUE INDEX ledger_one_reservation_per_dial
             ON ledger_entries (call_sid, leg_sid) WHERE kind = 'reserve';
-        CREATE INDEX ledger_open_reservations ON ledger_entries (kind, expires_at)
+        CREATE INDEX ledger_call ON ledger_entries (call_sid);
+        CREATE INDEX ledger_reservations_expiring ON ledger_entries (expires_at)
             WHERE kind = 'reserve';
         """,
     )

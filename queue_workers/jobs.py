@@ -8,6 +8,7 @@ alongside others on several worker processes cannot double-book anyone.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 # Pauses between REST attempts: the caller keeps waiting in the queue meanwhile.
 REST_BACKOFF = (0.0, 0.25, 0.75, 2.0)
 DISPATCH_BATCH = 20
+# The sweep looks back this far (it would otherwise grow with the whole ledger).
+SWEEP_WINDOW_DAYS = 30
 # Twilio's "call is not in-progress, cannot redirect" and "not found": the caller is gone.
 CALL_GONE_CODES = {21220, 20404}
 
@@ -253,7 +256,8 @@ def settle_expired_reservations() -> int:
     """
     ctx = context.current()
     settled = 0
-    for held in ledger.open_reservations(ctx.db, _now(ctx)):
+    window = isoformat(ctx.clock() - timedelta(days=SWEEP_WINDOW_DAYS))
+    for held in ledger.open_reservations(ctx.db, _now(ctx), since=window):
         leg = _dialled_leg(ctx, held["call_sid"])
         if leg is not None:
             status, talk, leg_sid, source = leg.status, int(leg.duration or 0), leg.sid, "provider"

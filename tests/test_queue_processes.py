@@ -177,7 +177,15 @@ def test_worker_killed_mid_assignment_the_call_is_assigned_again(live, standin, 
     # (RQ's own abandoned-job cleanup would take minutes; the bound here is only a time-out)
     redirect = wait_for(lambda: standin.redirects(call.sid), 60, "a new redirect")
     print(f"re-assigned {time.monotonic() - killed_at:.1f} s after the kill")
-    story = [(e["kind"], e["detail"]) for e in calls.events(_store(config), call.sid)]
+    def offers_recorded():
+        conn = _store(config)
+        timeline = calls.events(conn, call.sid)
+        conn.conn.close()
+        return len([e for e in timeline if e["kind"] == "offered"]) >= 2 and timeline
+
+    # offers reach the timeline from the switchboard's journal, on the timekeeper's next tick
+    timeline = wait_for(offers_recorded, 10, "both offers in the timeline")
+    story = [(e["kind"], e["detail"]) for e in timeline]
     assert "offer=2" in redirect[-1]
     kinds = [kind for kind, _ in story]
     assert kinds.index("offered") < kinds.index("offer_expired") < len(kinds) - 1
