@@ -71,14 +71,29 @@ def supervise(settings: Settings, processes: int, *, simple: bool) -> None:
         return child
 
     children = [spawn() for _ in range(processes)]
+    started = [time.monotonic()] * processes
+    backoff = [0.0] * processes
+    restart_at: list[float | None] = [None] * processes
     while not stopping:
         time.sleep(0.2)
+        now = time.monotonic()
         for i, child in enumerate(children):
-            if not child.is_alive() and not stopping:
+            if child.is_alive() or stopping:
+                continue
+            if restart_at[i] is None:
+                # A worker that dies at once (Redis gone, a bad setting) is restarted ever
+                # more slowly, up to every 30 s; one that ran a while is replaced at once.
+                quick = now - started[i] < 5
+                backoff[i] = min(30.0, max(1.0, backoff[i] * 2)) if quick else 0.0
+                restart_at[i] = now + backoff[i]
                 logging.warning(
-                    "worker %s exited (%s); starting another", child.pid, child.exitcode
+                    "worker %s exited (%s); another in %.0f s",
+                    child.pid,
+                    child.exitcode,
+                    backoff[i],
                 )
-                children[i] = spawn()
+            if now >= restart_at[i]:
+                children[i], started[i], restart_at[i] = spawn(), now, None
     for child in children:
         if child.is_alive():
             child.terminate()
