@@ -108,7 +108,12 @@ def start(tmp: Path, operators: int, *, ring: int, wrapup: int, workers: int = 4
         )
     db.conn.close()
     worker_process = processes.flask(
-        settings, "worker", "--processes", str(workers), log=tmp / "workers.log"
+        settings,
+        "worker",
+        "--processes",
+        str(workers),
+        "--exit-with-parent",
+        log=tmp / "workers.log",
     )
     board = Switchboard(connect(redis_server.url), time.time)
     deadline = time.monotonic() + 30

@@ -130,7 +130,7 @@ class _Workers:
 
     def start(self) -> _Workers:
         command = [sys.executable, "-m", "flask", "--app", "app", "worker"]
-        command += ["--processes", str(self.processes)]
+        command += ["--processes", str(self.processes), "--exit-with-parent"]
         self.process = subprocess.Popen(command, cwd=settings.PROJECT_ROOT)
         return self
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -52,7 +53,9 @@ def run_worker(settings: Settings, *, simple: bool = False, burst: bool = False)
         stop.set()
 
 
-def supervise(settings: Settings, processes: int, *, simple: bool) -> None:
+def supervise(
+    settings: Settings, processes: int, *, simple: bool, exit_with_parent: bool = False
+) -> None:
     """Run ``processes`` workers and start a new one whenever one dies, until stopped."""
     mp = multiprocessing.get_context("fork")
     children: list[multiprocessing.process.BaseProcess] = []
@@ -74,8 +77,11 @@ def supervise(settings: Settings, processes: int, *, simple: bool) -> None:
     started = [time.monotonic()] * processes
     backoff = [0.0] * processes
     restart_at: list[float | None] = [None] * processes
+    parent = os.getppid()
     while not stopping:
         time.sleep(0.2)
+        if exit_with_parent and os.getppid() != parent:
+            break  # whoever started us is gone (killed): do not linger as an orphan
         now = time.monotonic()
         for i, child in enumerate(children):
             if child.is_alive() or stopping:
@@ -107,8 +113,15 @@ def supervise(settings: Settings, processes: int, *, simple: bool) -> None:
 )
 @click.option("--simple", is_flag=True, help="Run jobs in the worker process (no fork per job).")
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then stop.")
+@click.option(
+    "--exit-with-parent",
+    is_flag=True,
+    help="Stop when the process that started this one dies (for `up` and tests).",
+)
 @with_appcontext
-def worker_command(processes: int | None, simple: bool, burst: bool) -> None:
+def worker_command(
+    processes: int | None, simple: bool, burst: bool, exit_with_parent: bool
+) -> None:
     """Run the queue workers that hand waiting calls to operators."""
     settings: Settings = current_app.config["SETTINGS"]
     count = sync_operators(settings, Context(settings, connect(redis_url_for(settings))).board)
@@ -120,4 +133,4 @@ def worker_command(processes: int | None, simple: bool, burst: bool) -> None:
     if n <= 1 or burst:
         run_worker(settings, simple=simple, burst=burst)
     else:
-        supervise(settings, n, simple=simple)
+        supervise(settings, n, simple=simple, exit_with_parent=exit_with_parent)

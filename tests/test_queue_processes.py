@@ -72,7 +72,12 @@ def live(settings, standin, redis_conn, redis_server, tmp_path):
 
     def workers(count: int) -> object:
         process = processes.flask(
-            config, "worker", "--processes", str(count), log=tmp_path / f"worker{len(started)}.log"
+            config,
+            "worker",
+            "--processes",
+            str(count),
+            "--exit-with-parent",
+            log=tmp_path / f"worker{len(started)}.log",
         )
         started.append(process)
         return process
@@ -177,6 +182,7 @@ def test_worker_killed_mid_assignment_the_call_is_assigned_again(live, standin, 
     # (RQ's own abandoned-job cleanup would take minutes; the bound here is only a time-out)
     redirect = wait_for(lambda: standin.redirects(call.sid), 60, "a new redirect")
     print(f"re-assigned {time.monotonic() - killed_at:.1f} s after the kill")
+
     def offers_recorded():
         conn = _store(config)
         timeline = calls.events(conn, call.sid)
