@@ -85,7 +85,7 @@ def write_rates(tmp: Path, settlements: int, writers: int) -> tuple[float, float
             call_sid=f"CA{n}",
             at=AT,
             hold_seconds=600,
-            expires_at=AT,
+            margin_seconds=0,
         )
         ids.append(held.id)
     db.conn.close()

@@ -17,9 +17,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
+
+from data.db import isoformat
 
 
 @dataclass(frozen=True)
@@ -88,17 +91,20 @@ def reserve(
     call_sid: str,
     at: str,
     hold_seconds: int,
-    expires_at: str,
+    margin_seconds: int,
 ) -> Reservation | None:
     """Hold up to ``hold_seconds`` of what is left; None when nothing is left.
 
-    ``expires_at``: when a reservation still unsettled is settled from the provider's record.
+    A reservation still unsettled ``margin_seconds`` after its time limit ran out expires:
+    it is then settled from the provider's record.
     """
     with write_lock(db):
         left = balance(db, resident_id, month, granted).remaining
         seconds = min(left, hold_seconds)
         if seconds <= 0:
             return None
+        start = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        expires_at = isoformat(start + timedelta(seconds=seconds + margin_seconds))
         attempt = db.execute(
             "SELECT count(*) FROM ledger_entries WHERE call_sid = ? AND kind = 'reserve'",
             [call_sid],

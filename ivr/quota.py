@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,8 +55,6 @@ def reserve_for_dial(
     settings: Settings,
 ) -> ledger.Reservation | None:
     """Hold what is left this month (at most a Dial's longest limit) for a family call."""
-    hold = MAX_DIAL_SECONDS
-    expires = now + timedelta(seconds=hold + settings.ledger_reservation_margin_seconds)
     return ledger.reserve(
         db,
         resident_id=resident["id"],
@@ -64,8 +62,8 @@ def reserve_for_dial(
         granted=granted_seconds(resident, settings),
         call_sid=call_sid,
         at=isoformat(now),
-        hold_seconds=hold,
-        expires_at=isoformat(expires),
+        hold_seconds=MAX_DIAL_SECONDS,
+        margin_seconds=settings.ledger_reservation_margin_seconds,
     )
 
 

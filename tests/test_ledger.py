@@ -18,7 +18,6 @@ from ivr.settings import Settings
 
 MONTH = "2026-11"
 AT = "2026-11-16T02:00:00.000Z"
-LATER = "2026-11-17T02:00:00.000Z"
 
 
 def person(db, phone="+8613800138000", free_minutes=None) -> dict:
@@ -53,7 +52,7 @@ def reserve(db, who, call="CA1", hold=14_400, month=MONTH, granted=330 * 60):
         call_sid=call,
         at=AT,
         hold_seconds=hold,
-        expires_at=LATER,
+        margin_seconds=300,
     )
 
 
@@ -329,3 +328,14 @@ def test_four_processes_2000_settlements_some_duplicated_exact_balances(tmp_path
     usages = db.execute("SELECT count(*) FROM ledger_entries WHERE kind = 'usage'").fetchone()[0]
     assert usages == 1600
     db.conn.close()
+
+
+def test_a_reservation_expires_after_its_own_time_limit_plus_the_margin(fresh):
+    who = person(fresh)
+    held = reserve(fresh, who, hold=600)
+    # AT + 600 s + 300 s margin
+    assert ledger.open_reservations(fresh, "2026-11-16T02:14:59.000Z") == []
+    [expired] = ledger.open_reservations(fresh, "2026-11-16T02:15:01.000Z")
+    assert expired["id"] == held.id
+    ledger.settle(fresh, held.id, talk_seconds=0, unit_seconds=60, leg_sid=None, source="x", at=AT)
+    assert ledger.open_reservations(fresh, "2026-11-16T02:15:01.000Z") == []
