@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
+import admin
 from data import db as store
 from ivr import db, health, operator_routes, queueing, settings, webhooks
 
@@ -34,11 +35,13 @@ def create_app(
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(health.bp)
+    admin.init_app(app)
     _register_commands(app)
     return app
 
 
 def _register_commands(app: Flask) -> None:
+    from admin import cli as admin_cli
     from ivr import cli, demo
     from ivr.quota_cli import quota_group
     from queue_workers.worker import worker_command
@@ -46,6 +49,7 @@ def _register_commands(app: Flask) -> None:
 
     cli.register(app)
     demo.register(app)
+    admin_cli.register(app)
     app.cli.add_command(simulate_command, name="simulate")
     app.cli.add_command(worker_command)
     app.cli.add_command(quota_group)

@@ -151,3 +151,41 @@ def minute_ledger(db: sqlite_utils.Database) -> None:
             WHERE kind = 'reserve';
         """,
     )
+
+
+@migration("0004_accounts")
+def accounts(db: sqlite_utils.Database) -> None:
+    """Staff accounts, login attempts (for throttling) and the audit log of admin actions."""
+    run_script(
+        db,
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'operator')),
+            operator_id TEXT REFERENCES operators(id),
+            active INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            password_changed_at TEXT NOT NULL
+        );
+        CREATE TABLE login_attempts (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL,
+            address TEXT NOT NULL,
+            at TEXT NOT NULL,
+            ok INTEGER NOT NULL
+        );
+        CREATE INDEX login_attempts_account ON login_attempts (account, at);
+        CREATE INDEX login_attempts_address ON login_attempts (address, at);
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX calls_line_started ON calls (line, started_at);
+        CREATE INDEX calls_operator_started ON calls (operator_id, started_at);
+        """,
+    )

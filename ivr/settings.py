@@ -27,6 +27,8 @@ class Settings:
     twilio_auth_token: str = ""
     twilio_api_base_url: str = TWILIO_API_BASE_URL
     public_base_url: str = "http://127.0.0.1:5000"
+    # Signs the admin pages' session cookies; empty: a random key kept in RUN_DIR/secret_key.
+    secret_key: str = ""
     database_path: str = str(DEFAULT_DATABASE_PATH)
     redis_url: str = ""
     # Where the embedded Redis keeps its socket and append-only file (when REDIS_URL is unset).

@@ -1,0 +1,75 @@
+"""The admin, supervisor and operator pages: accounts, call log, call timelines."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from admin import auth, calls_pages
+from ivr.settings import Settings
+
+# No inline script or style anywhere: everything the pages need comes from the app itself.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+WEBHOOK_BLUEPRINTS = ("twilio", "operators", "health")
+
+
+def secret_key(settings: Settings) -> str:
+    """``SECRET_KEY``, else a random key created once and kept in ``RUN_DIR``."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.run_dir) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """The session cookie is ``Secure`` whenever the page was served over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure
+
+
+def security_headers(response: Response) -> Response:
+    """Headers every page gets."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Sessions, CSRF, security headers and the pages."""
+    settings: Settings = app.config["SETTINGS"]
+    app.config.update(
+        SECRET_KEY=secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.session_interface = SessionCookies()
+    csrf = CSRFProtect(app)
+    # The provider's webhooks carry no CSRF token; their signature protects them instead.
+    for name in WEBHOOK_BLUEPRINTS:
+        csrf.exempt(app.blueprints[name])
+    login = LoginManager(app)
+    login.login_view = "auth.login"
+    login.login_message = "请先登录。"
+    login.user_loader(auth.load_user)
+    app.after_request(security_headers)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(calls_pages.bp)
