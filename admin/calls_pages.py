@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import re
 from datetime import date, datetime, time, timedelta
 
 from flask import Blueprint, Response, abort, render_template, request
@@ -16,6 +16,7 @@ from admin.auth import require
 from data import call_log, calls, ledger, residents
 from data.db import isoformat
 from data.operators import all_operators
+from ivr import phones
 from ivr.db import get_db
 from ivr.quota import LOCAL
 
@@ -37,11 +38,18 @@ def filters_from_request() -> call_log.Filters:
     operator = (args.get("operator") or "").strip() or None
     if current_user.role == "operator":
         operator = current_user.operator_id or "-"
+    who = (args.get("who") or "").strip()[:40]
+    digits = re.sub(r"[\s+\-()]", "", who)
+    phone = phones.try_normalize(who) if digits.isdigit() and len(digits) >= 7 else None
     return call_log.Filters(
         start=isoformat(datetime.combine(start, time(), LOCAL)) if start else None,
         end=isoformat(datetime.combine(end + timedelta(days=1), time(), LOCAL)) if end else None,
         line=args.get("line") or None,
-        who=(args.get("who") or "").strip()[:40] or None,
+        phone=phone,
+        phone_suffix=digits if digits.isdigit() and not phone else None,
+        resident_ids=call_log.residents_named(get_db(), who)
+        if who and not digits.isdigit()
+        else None,
         operator=operator,
         outcome=args.get("outcome") or None,
     )
@@ -133,15 +141,18 @@ def detail(sid: str) -> ResponseReturnValue:
 
 
 def describe(event: dict) -> str:
-    """An event's details in a few words."""
-    detail = event["detail"]
-    if not detail:
-        return ""
+    """An event's details in a few Chinese words."""
     parts = []
-    for key, value in detail.items():
+    for key, value in (event["detail"] or {}).items():
         if value in (None, "", [], {}):
             continue
-        if isinstance(value, list):
+        if isinstance(value, bool):
+            value = "是" if value else "否"
+        elif isinstance(value, list):
             value = "、".join(str(v) for v in value)
-        parts.append(f"{key}: {value}")
-    return "；".join(parts) if parts else json.dumps(detail, ensure_ascii=False)
+        elif key == "line":
+            value = labels.LINES.get(value, value)
+        elif key == "status":
+            value = labels.STATUSES.get(value, value)
+        parts.append(f"{labels.DETAIL_KEYS.get(key, key)}：{value}")
+    return "；".join(parts)

@@ -18,7 +18,10 @@ class Filters:
     start: str | None = None
     end: str | None = None
     line: str | None = None
-    who: str | None = None
+    # "who": the caller's exact number, digits the number ends with, or residents by name
+    phone: str | None = None
+    phone_suffix: str | None = None
+    resident_ids: tuple[int, ...] | None = None
     operator: str | None = None
     outcome: str | None = None
 
@@ -34,9 +37,16 @@ def _where(filters: Filters) -> tuple[str, list[Any]]:
     if filters.line in LINES:
         clauses.append("c.line = ?")
         params.append(filters.line)
-    if filters.who:
-        clauses.append("(r.name LIKE ? OR c.from_number LIKE ?)")
-        params += [f"%{filters.who}%", f"%{filters.who.lstrip('+0')}%"]
+    if filters.phone:
+        clauses.append("c.from_number = ?")
+        params.append(filters.phone)
+    if filters.phone_suffix:
+        clauses.append("c.from_number LIKE ?")
+        params.append(f"%{filters.phone_suffix}")
+    if filters.resident_ids is not None:
+        marks = ",".join("?" * len(filters.resident_ids)) or "NULL"
+        clauses.append(f"c.resident_id IN ({marks})")
+        params += list(filters.resident_ids)
     if filters.operator:
         clauses.append("c.operator_id = ?")
         params.append(filters.operator)
@@ -57,7 +67,15 @@ def _where(filters: Filters) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-FROM = " FROM calls c LEFT JOIN residents r ON r.id = c.resident_id"
+FROM = " FROM calls c"
+# The resident's name for the rows shown only (50), not for every row that is counted.
+COLUMNS = "SELECT c.*, (SELECT name FROM residents r WHERE r.id = c.resident_id) AS resident_name"
+
+
+def residents_named(db: sqlite_utils.Database, text: str, limit: int = 500) -> tuple[int, ...]:
+    """Ids of residents whose name contains ``text``."""
+    rows = db.execute("SELECT id FROM residents WHERE name LIKE ? LIMIT ?", [f"%{text}%", limit])
+    return tuple(r[0] for r in rows.fetchall())
 
 
 def search(
@@ -65,12 +83,7 @@ def search(
 ) -> list[dict[str, Any]]:
     """One page of matching calls, newest first, with the resident's name."""
     where, params = _where(filters)
-    sql = (
-        "SELECT c.*, r.name AS resident_name"
-        + FROM
-        + where
-        + " ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?"
-    )
+    sql = COLUMNS + FROM + where + " ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?"
     return list(db.query(sql, [*params, per_page, (max(1, page) - 1) * per_page]))
 
 
@@ -85,10 +98,5 @@ def counts(db: sqlite_utils.Database, filters: Filters) -> dict[str, int]:
 def every(db: sqlite_utils.Database, filters: Filters, limit: int = 200_000):
     """Every matching call, newest first (for CSV export)."""
     where, params = _where(filters)
-    sql = (
-        "SELECT c.*, r.name AS resident_name"
-        + FROM
-        + where
-        + " ORDER BY c.started_at DESC, c.id DESC LIMIT ?"
-    )
+    sql = COLUMNS + FROM + where + " ORDER BY c.started_at DESC, c.id DESC LIMIT ?"
     return db.query(sql, [*params, limit])

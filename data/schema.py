@@ -187,5 +187,6 @@ def accounts(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX calls_line_started ON calls (line, started_at);
         CREATE INDEX calls_operator_started ON calls (operator_id, started_at);
+        CREATE INDEX calls_from_started ON calls (from_number, started_at);
         """,
     )

@@ -24,7 +24,7 @@ class ConnectionPool:
         self.path = path
         self.local = threading.local()
         self.lock = threading.Lock()
-        self.open: list[sqlite_utils.Database] = []
+        self.open: list[tuple[threading.Thread, sqlite_utils.Database]] = []
 
     def get(self) -> sqlite_utils.Database:
         """This thread's connection, opened on first use."""
@@ -33,13 +33,18 @@ class ConnectionPool:
             db = store.connect(self.path)
             self.local.db = db
             with self.lock:
-                self.open.append(db)
+                # Servers that start a thread per request (werkzeug's) would otherwise leave
+                # one open connection behind for every request.
+                for _, old in [pair for pair in self.open if not pair[0].is_alive()]:
+                    old.conn.close()
+                self.open = [pair for pair in self.open if pair[0].is_alive()]
+                self.open.append((threading.current_thread(), db))
         return db
 
     def close_all(self) -> None:
         """Close every connection (when the app shuts down, or a test ends)."""
         with self.lock:
-            for db in self.open:
+            for _, db in self.open:
                 db.conn.close()
             self.open.clear()
         self.local = threading.local()

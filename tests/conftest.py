@@ -14,14 +14,19 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from data import db as store
+from data import operators, users
 from ivr import importer
 from ivr.db import close_all
 from ivr.embedded_redis import EmbeddedRedis, connect
 from ivr.settings import Settings
 from tests import twiml_check
+
+# live_server and browser_page (Playwright driving Debian's Chromium)
+pytest_plugins = ["tests.browser"]
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -255,3 +260,48 @@ def standin() -> Iterator:
     server = RestStandIn().start()
     yield server
     server.stop()
+
+
+PASSWORD = "correct horse 1"
+
+
+@pytest.fixture
+def staff(db):
+    """An admin, a supervisor and an operator account (linked to operator op01)."""
+    operators.upsert(
+        db, {"id": "op01", "name": "陈晓燕", "phone": "+8613800138201", "skills": ["sos"]}
+    )
+    operators.upsert(
+        db, {"id": "op02", "name": "林志强", "phone": "+8613800138202", "skills": ["sos"]}
+    )
+    hashed = generate_password_hash(PASSWORD)
+    for name, role, op in (
+        ("wang", "admin", None),
+        ("li", "supervisor", None),
+        ("xiao", "operator", "op01"),
+    ):
+        users.create(
+            db,
+            name=name,
+            password_hash=hashed,
+            role=role,
+            operator_id=op,
+            at="2026-11-01T00:00:00.000Z",
+        )
+
+
+@pytest.fixture
+def some_calls(phone, chen, db):
+    """A few real calls through the webhooks: SOS (answered by op01), hotline, shortcut."""
+    sos = phone("+8613800138000", SOS)
+    sos.start()
+    db.execute(
+        "UPDATE calls SET operator_id = 'op01', outcome = 'answered' WHERE call_sid = ?", [sos.sid]
+    )
+    db.conn.commit()
+    hotline = phone("+8618600000001", HOTLINE)
+    hotline.post(hotline.start().url("Gather"), Digits="2")
+    db["residents"].update(chen["id"], {"free_minutes": 0})
+    shortcut = phone("+8613800138000", SHORTCUT)
+    shortcut.post(shortcut.start().url("Gather"), Digits="1")
+    return {"sos": sos, "hotline": hotline, "shortcut": shortcut}

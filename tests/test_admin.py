@@ -4,38 +4,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from werkzeug.security import generate_password_hash
-
-from data import calls, operators, users
-from tests.conftest import HOTLINE, SHORTCUT, SOS
-
-PASSWORD = "correct horse 1"
-
-
-@pytest.fixture
-def staff(db):
-    """An admin, a supervisor and an operator account (linked to operator op01)."""
-    operators.upsert(
-        db, {"id": "op01", "name": "陈晓燕", "phone": "+8613800138201", "skills": ["sos"]}
-    )
-    operators.upsert(
-        db, {"id": "op02", "name": "林志强", "phone": "+8613800138202", "skills": ["sos"]}
-    )
-    hashed = generate_password_hash(PASSWORD)
-    for name, role, op in (
-        ("wang", "admin", None),
-        ("li", "supervisor", None),
-        ("xiao", "operator", "op01"),
-    ):
-        users.create(
-            db,
-            name=name,
-            password_hash=hashed,
-            role=role,
-            operator_id=op,
-            at="2026-11-01T00:00:00.000Z",
-        )
+from data import calls, users
+from tests.conftest import PASSWORD, SOS
 
 
 def token(html: str) -> str:
@@ -51,23 +21,6 @@ def login(client, name: str, password: str = PASSWORD, address: str = "10.0.0.1"
         data={"name": name, "password": password, "csrf_token": token(page.get_data(as_text=True))},
         environ_base={"REMOTE_ADDR": address},
     )
-
-
-@pytest.fixture
-def some_calls(phone, chen, db):
-    """A few real calls through the webhooks: SOS (answered by op01), hotline, shortcut."""
-    sos = phone("+8613800138000", SOS)
-    sos.start()
-    db.execute(
-        "UPDATE calls SET operator_id = 'op01', outcome = 'answered' WHERE call_sid = ?", [sos.sid]
-    )
-    db.conn.commit()
-    hotline = phone("+8618600000001", HOTLINE)
-    hotline.post(hotline.start().url("Gather"), Digits="2")
-    db["residents"].update(chen["id"], {"free_minutes": 0})
-    shortcut = phone("+8613800138000", SHORTCUT)
-    shortcut.post(shortcut.start().url("Gather"), Digits="1")
-    return {"sos": sos, "hotline": hotline, "shortcut": shortcut}
 
 
 def test_pages_need_a_login(client, staff):
