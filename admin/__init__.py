@@ -11,7 +11,17 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
-from admin import auth, calls_pages
+from admin import (
+    auth,
+    board,
+    calls_pages,
+    console,
+    dashboard,
+    operators_pages,
+    quota_pages,
+    requests_pages,
+    residents_pages,
+)
 from ivr.settings import Settings
 
 # No inline script or style anywhere: everything the pages need comes from the app itself.
@@ -72,4 +82,14 @@ def init_app(app: Flask) -> None:
     login.user_loader(auth.load_user)
     app.after_request(security_headers)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(calls_pages.bp)
+    for module in (
+        calls_pages,
+        residents_pages,
+        requests_pages,
+        quota_pages,
+        operators_pages,
+        board,
+        dashboard,
+        console,
+    ):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,7 @@
+"""Admin pages: board (to be filled in; see issue 5)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("board", __name__)

@@ -1,0 +1,7 @@
+"""Admin pages: operators (to be filled in; see issue 5)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("staff", __name__)

@@ -1,0 +1,7 @@
+"""Admin pages: service_requests (to be filled in; see issue 5)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("requests", __name__)

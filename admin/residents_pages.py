@@ -1,0 +1,7 @@
+"""Admin pages: residents (to be filled in; see issue 5)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("residents", __name__)
