@@ -110,6 +110,7 @@ def up_command(host: str) -> None:
                 seed(db)
                 click.echo("demo data: loaded from data/samples/")
                 _demo_operators_available(config)
+                _demo_admin(db)
         services.append(_Workers(config.worker_processes).start())
         click.echo(f"workers:   {config.worker_processes} queue worker process(es)")
         _banner(config, Path(config.database_path))
@@ -152,9 +153,24 @@ def _demo_operators_available(config: settings.Settings) -> None:
     click.echo(f"operators: {len(ctx.board.operators())} demo operators available")
 
 
+def _demo_admin(db: sqlite_utils.Database) -> None:
+    """A demo administrator account with a fresh random password, shown once."""
+    from admin.auth import hash_password
+    from data import users
+
+    if users.by_name(db, "admin"):
+        return
+    password = secrets.token_urlsafe(9)
+    users.create(db, name="admin", password_hash=hash_password(password), role="admin",
+                 operator_id=None, at=store.utcnow())
+    click.secho(f"web pages: sign in as admin / {password}  (shown once; "
+                "`flask --app app users create` makes more accounts)", fg="yellow")
+
+
 def _banner(config: settings.Settings, database: Path) -> None:
     click.echo(f"database:  {database}")
     click.echo(f"webhooks:  {config.url('/twilio/voice')}  (status: /twilio/status)")
+    click.echo(f"web pages: {config.url('/')}")
     click.secho("\nCall it from another terminal with the simulated phone, e.g.:", bold=True)
     for line, caller in (
         ("sos", "13800138000"),

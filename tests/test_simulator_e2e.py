@@ -483,6 +483,7 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
 
     assert up.returncode is not None
     assert leftover == [], f"`up` left its redis-server running:\n{log.read_text()}"
+    assert "sign in as admin / " in log.read_text(), "the demo admin account is announced"
     assert not EmbeddedRedis(Path(settings.run_dir)).ping()
     with closing(sqlite3.connect(settings.database_path)) as conn:
         rows = conn.execute(
