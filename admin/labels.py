@@ -26,6 +26,15 @@ STATUSES = {
     "queued": "排队",
     "initiated": "发起",
 }
+# Operator presence; a StrEnum member looks up the same as its value.
+OPERATOR_STATES = {
+    "offline": "离线",
+    "available": "空闲",
+    "ringing": "振铃",
+    "on_call": "通话中",
+    "wrap_up": "整理",
+    "away": "离开",
+}
 EVENTS = {
     "call_started": "来电",
     "menu": "菜单",

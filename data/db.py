@@ -37,7 +37,7 @@ def connect(path: str | Path, busy_timeout_ms: int = 5000) -> sqlite_utils.Datab
 
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply the migrations not applied yet; return their names."""
-    from data import schema  # noqa: F401  (registers the migrations)
+    from data import admin_queries, schema  # noqa: F401  (they register the migrations)
 
     db.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"

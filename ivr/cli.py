@@ -15,8 +15,7 @@ from data import operators
 from data.db import migrate
 from ivr import importer, queueing
 from ivr.db import get_db
-from queue_workers import jobs, timekeeper
-from queue_workers.switchboard import MANUAL_STATES, OperatorState, Priority
+from queue_workers.switchboard import MANUAL_STATES, OperatorState
 
 Importer = Callable[[sqlite_utils.Database, IO[bytes]], importer.ImportResult]
 
@@ -81,17 +80,10 @@ def operator_status_command(operator_id: str, state: str) -> None:
     if record is None:
         click.echo(f"no operator {operator_id!r} (import operators first)", err=True)
         raise click.exceptions.Exit(1)
-    ctx = queueing.context()
-    ctx.board.register_operator(
-        operator_id, name=record["name"], phone=record["phone"], skills=record["skills"]
-    )
-    old, result = ctx.board.set_state(operator_id, OperatorState(state))
+    old, result = queueing.change_presence(record, OperatorState(state))
     if result == "busy":
         click.echo(f"{operator_id} is {old}: the state changes when that call ends", err=True)
         raise click.exceptions.Exit(1)
-    timekeeper.store_presence(ctx)
-    if state == OperatorState.AVAILABLE:
-        ctx.enqueue(Priority.SOS, jobs.dispatch)
     click.echo(f"{operator_id}: {old} -> {state}")
 
 

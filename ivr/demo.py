@@ -161,10 +161,19 @@ def _demo_admin(db: sqlite_utils.Database) -> None:
     if users.by_name(db, "admin"):
         return
     password = secrets.token_urlsafe(9)
-    users.create(db, name="admin", password_hash=hash_password(password), role="admin",
-                 operator_id=None, at=store.utcnow())
-    click.secho(f"web pages: sign in as admin / {password}  (shown once; "
-                "`flask --app app users create` makes more accounts)", fg="yellow")
+    users.create(
+        db,
+        name="admin",
+        password_hash=hash_password(password),
+        role="admin",
+        operator_id=None,
+        at=store.utcnow(),
+    )
+    click.secho(
+        f"web pages: sign in as admin / {password}  (shown once; "
+        "`flask --app app users create` makes more accounts)",
+        fg="yellow",
+    )
 
 
 def _banner(config: settings.Settings, database: Path) -> None:

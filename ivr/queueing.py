@@ -8,9 +8,9 @@ from flask import Flask, current_app
 
 from ivr.db import get_db
 from ivr.embedded_redis import connect, redis_url_for
-from queue_workers import jobs
+from queue_workers import jobs, timekeeper
 from queue_workers.context import Context
-from queue_workers.switchboard import Priority
+from queue_workers.switchboard import OperatorState, Priority
 
 EXTENSION = "callcentre"
 NEEDS = {Priority.SOS: "sos", Priority.CALLBACK: "sos", Priority.HOTLINE: "service"}
@@ -69,3 +69,23 @@ def wait_for_person(
             )
         ctx.enqueue(priority, jobs.dispatch)
     return position
+
+
+def change_presence(operator: dict, state: OperatorState) -> tuple[str, str]:
+    """Set an operator's presence by hand (CLI, operators page, console).
+
+    Registers the operator's phone and skills from the store first, records the change for
+    the reports, and wakes a worker when someone became available. Returns (old state,
+    result): ``busy`` means the operator is ringing or on a call and nothing changed.
+    """
+    ctx = context()
+    ctx.board.register_operator(
+        operator["id"], name=operator["name"], phone=operator["phone"], skills=operator["skills"]
+    )
+    old, result = ctx.board.set_state(operator["id"], state)
+    if result == "busy":
+        return old, result
+    timekeeper.store_presence(ctx)
+    if state == OperatorState.AVAILABLE:
+        ctx.enqueue(Priority.SOS, jobs.dispatch)
+    return old, result
