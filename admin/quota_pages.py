@@ -20,7 +20,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from admin import labels, quota_logic
+from admin import labels
 from admin.auth import audit, now_iso, require
 from data import ledger, residents
 from ivr import quota
@@ -46,7 +46,7 @@ def _month(value: str | None) -> tuple[str, str | None]:
     value = (value or "").strip()
     if not value:
         return this_month, None
-    if not quota_logic.valid_month(value):
+    if not quota.valid_month(value):
         return this_month, "月份格式应为 YYYY-MM，例如 2026-11。"
     return value, None
 
@@ -56,7 +56,7 @@ def _resident(args: Any) -> tuple[dict[str, Any] | None, str | None]:
     db = get_db()
     phone = (args.get("phone") or "").strip()[:40]
     if phone:
-        row = quota_logic.resident_by_phone(db, phone)
+        row = quota.resident_by_phone(db, phone)
         return (row, None) if row else (None, f"没有找到电话为 {phone} 的老人。")
     picked = (args.get("resident") or "").strip()
     if not picked:
@@ -73,7 +73,7 @@ def _statement(
     if resident is not None:
         balance = quota.balance(db, resident, month, current_app.config["SETTINGS"])
         entries = [
-            {**e, "open": e["kind"] == "reserve" and not quota_logic.settled(db, e["id"])}
+            {**e, "open": e["kind"] == "reserve" and not quota.settled(db, e["id"])}
             for e in ledger.entries(db, resident["id"], month)
         ]
     for error in errors:
@@ -86,7 +86,7 @@ def _statement(
         balance=balance,
         entries=entries,
         everyone=list(everyone),
-        minutes=quota_logic.minutes,
+        minutes=page_minutes,
         labels=labels,
         form=request.form,
     )
@@ -152,7 +152,7 @@ def report() -> ResponseReturnValue:
     month, error = _month(request.args.get("month"))
     if error:
         flash(error, "error")
-    rows = quota_logic.report(get_db(), month, current_app.config["SETTINGS"])
+    rows = quota.month_report(get_db(), month, current_app.config["SETTINGS"])
     page = render_template("admin/quota_report.html", month=month, rows=rows)
     return page, 400 if error else 200
 
@@ -168,7 +168,7 @@ def report_csv() -> ResponseReturnValue:
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(REPORT_COLUMNS.values())
-    for row in quota_logic.report(get_db(), month, current_app.config["SETTINGS"]):
+    for row in quota.month_report(get_db(), month, current_app.config["SETTINGS"]):
         writer.writerow(
             [f"{row[key]:g}" if "minutes" in key else row[key] for key in REPORT_COLUMNS]
         )
@@ -177,3 +177,9 @@ def report_csv() -> ResponseReturnValue:
         mimetype="text/csv",
         headers={"Content-Disposition": f"attachment; filename=quota-{month}.csv"},
     )
+
+
+def page_minutes(seconds: int) -> str:
+    """Seconds as minutes for the pages: ``12``, ``12.5``."""
+    value = seconds / 60
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,11 +11,13 @@ import sqlite_utils
 
 from data import ledger
 from data.db import isoformat
+from ivr import phones
 from ivr.settings import TIMEZONE, Settings
 
 LOCAL = ZoneInfo(TIMEZONE)
 # Twilio's longest <Dial timeLimit> (4 hours); a reservation never holds more.
 MAX_DIAL_SECONDS = 14_400
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def month_of(moment: datetime) -> str:
@@ -89,3 +92,43 @@ def settle_dial(
         source=source,
         at=isoformat(now),
     )
+
+
+def valid_month(value: str) -> bool:
+    """True for a month written ``YYYY-MM``."""
+    return bool(MONTH.match(value))
+
+
+def resident_by_phone(db: sqlite_utils.Database, phone: str) -> dict[str, Any] | None:
+    """The resident with this phone number (any common spelling), or None."""
+    number = phones.try_normalize(phone.strip())
+    if number is None:
+        return None
+    return next(iter(db.query("SELECT * FROM residents WHERE phone = ?", [number])), None)
+
+
+def settled(db: sqlite_utils.Database, reservation_id: int) -> bool:
+    """True once a reservation has been released (its dial was settled)."""
+    sql = "SELECT 1 FROM ledger_entries WHERE reservation_id = ? AND kind = 'release'"
+    return db.execute(sql, [reservation_id]).fetchone() is not None
+
+
+def month_report(db: sqlite_utils.Database, month: str, settings: Settings) -> list[dict[str, Any]]:
+    """Every phone's month: free, used, reserved and remaining minutes, and calls."""
+    rows = []
+    for resident in db.query("SELECT * FROM residents ORDER BY phone"):
+        bal = balance(db, resident, month, settings)
+        rows.append(
+            {
+                "resident_id": resident["id"],
+                "phone": resident["phone"],
+                "name": resident["name"],
+                "month": month,
+                "free_minutes": (bal.granted + bal.adjusted) / 60,
+                "used_minutes": bal.used / 60,
+                "reserved_minutes": bal.reserved / 60,
+                "remaining_minutes": bal.remaining / 60,
+                "calls": bal.calls,
+            }
+        )
+    return rows

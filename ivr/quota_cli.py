@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import re
 from datetime import datetime
 from typing import Any
 
@@ -16,25 +15,23 @@ from data.db import isoformat
 from ivr import phones, quota
 from ivr.db import get_db
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
 
 def _month(value: str | None) -> str:
     if value is None:
         return quota.month_of(current_app.config["CLOCK"]())
-    if not MONTH.match(value):
+    if not quota.valid_month(value):
         raise click.BadParameter(f"{value!r} is not a month like 2026-11", param_hint="--month")
     return value
 
 
 def _resident(phone: str) -> dict[str, Any]:
     try:
-        number = phones.normalize(phone)
+        phones.normalize(phone)
     except phones.InvalidPhone as exc:
         raise click.BadParameter(str(exc), param_hint="PHONE") from exc
-    row = next(iter(get_db().query("SELECT * FROM residents WHERE phone = ?", [number])), None)
+    row = quota.resident_by_phone(get_db(), phone)
     if row is None:
-        raise click.ClickException(f"no resident with phone {number}")
+        raise click.ClickException(f"no resident with phone {phones.normalize(phone)}")
     return row
 
 
@@ -81,16 +78,11 @@ def show_command(phone: str, month: str | None) -> None:
                 f"  {when}  adjustment {entry['seconds'] // 60:+d} min by {entry['actor']}: "
                 f"{entry['reason']}"
             )
-        elif entry["kind"] == "reserve" and not _settled(entry["id"]):
+        elif entry["kind"] == "reserve" and not quota.settled(get_db(), entry["id"]):
             click.echo(
                 f"  {when}  call {entry['call_sid']}  in progress, holding "
                 f"{minutes(entry['seconds'])}"
             )
-
-
-def _settled(reservation_id: int) -> bool:
-    sql = "SELECT 1 FROM ledger_entries WHERE reservation_id = ? AND kind = 'release'"
-    return get_db().execute(sql, [reservation_id]).fetchone() is not None
 
 
 @quota_group.command("adjust", context_settings={"ignore_unknown_options": True})
@@ -135,21 +127,7 @@ def report_command(month: str, csv_path: str | None) -> None:
     """Every phone's month: free, used, remaining minutes and calls."""
     month = _month(month)
     settings = current_app.config["SETTINGS"]
-    rows = []
-    for resident in get_db().query("SELECT * FROM residents ORDER BY phone"):
-        bal = quota.balance(get_db(), resident, month, settings)
-        rows.append(
-            {
-                "phone": resident["phone"],
-                "name": resident["name"],
-                "month": month,
-                "free_minutes": (bal.granted + bal.adjusted) / 60,
-                "used_minutes": bal.used / 60,
-                "reserved_minutes": bal.reserved / 60,
-                "remaining_minutes": bal.remaining / 60,
-                "calls": bal.calls,
-            }
-        )
+    rows = quota.month_report(get_db(), month, settings)
     click.echo(f"{'phone':16} {'name':8} {'free':>8} {'used':>8} {'remaining':>10} {'calls':>6}")
     for row in rows:
         click.echo(
@@ -158,7 +136,17 @@ def report_command(month: str, csv_path: str | None) -> None:
         )
     if csv_path:
         with open(csv_path, "w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["phone"])
+            fields = [
+                "phone",
+                "name",
+                "month",
+                "free_minutes",
+                "used_minutes",
+                "reserved_minutes",
+                "remaining_minutes",
+                "calls",
+            ]
+            writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         click.echo(f"wrote {len(rows)} rows to {csv_path}")
