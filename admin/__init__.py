@@ -12,11 +12,13 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
 from admin import (
+    accounts_pages,
     auth,
     board,
     calls_pages,
     console,
     dashboard,
+    operators_admin,
     operators_pages,
     quota_pages,
     requests_pages,
@@ -91,5 +93,7 @@ def init_app(app: Flask) -> None:
         board,
         dashboard,
         console,
+        accounts_pages,
+        operators_admin,
     ):
         app.register_blueprint(module.bp)
