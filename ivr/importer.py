@@ -46,10 +46,14 @@ EXCEL_NUMBER = re.compile(r"[0-9](\.[0-9]+)?E\+[0-9]+", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class RowError:
-    """A problem on one line of the file (the header is line 1)."""
+    """A problem on one line of the file (the header is line 1).
+
+    ``message`` is English (the CLI); ``zh`` says the same in Chinese for the web pages.
+    """
 
     line: int
     message: str
+    zh: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
@@ -96,6 +100,32 @@ class Checked:
 class BadValue(ValueError):
     """A cell that cannot be converted; the message completes ``<column> '<cell>' ...``."""
 
+    def __init__(self, message: str, zh: str) -> None:
+        super().__init__(message)
+        self.zh = zh
+
+
+# Column names as the web pages say them.
+COLUMN_ZH = {
+    "phone": "电话",
+    "name": "姓名",
+    "birth_date": "出生日期",
+    "community": "社区",
+    "address": "地址",
+    "gender": "性别",
+    "category": "类别",
+    "medical_notes": "病史",
+    "dialect": "方言",
+    "lives_alone": "是否独居",
+    "free_minutes": "免费分钟数",
+    "resident_phone": "老人电话",
+    "slot": "快捷键",
+    "relation": "关系",
+    "emergency": "紧急联系人",
+    "id": "编号",
+    "skills": "技能",
+}
+
 
 @dataclass(frozen=True)
 class Column:
@@ -120,8 +150,12 @@ def parse_phone(cell: str) -> str:
         return phones.normalize(cell)
     except phones.InvalidPhone:
         hint = " (Excel turned it into a number: format the column as text)"
+        hint_zh = "（Excel把它变成了数字：请把这一列设为文本格式）"
         excel = EXCEL_NUMBER.fullmatch(cell)
-        raise BadValue("is not a valid phone number" + (hint if excel else "")) from None
+        raise BadValue(
+            "is not a valid phone number" + (hint if excel else ""),
+            "不是有效的电话号码" + (hint_zh if excel else ""),
+        ) from None
 
 
 def parse_date(cell: str) -> date:
@@ -132,8 +166,8 @@ def parse_date(cell: str) -> date:
             try:
                 return date(*(int(part) for part in match.groups()))
             except ValueError:
-                raise BadValue("is not a real date") from None
-    raise BadValue("is not a date (use YYYY-MM-DD)")
+                raise BadValue("is not a real date", "不是真实的日期") from None
+    raise BadValue("is not a date (use YYYY-MM-DD)", "不是日期（请写成YYYY-MM-DD）")
 
 
 def parse_gender(cell: str) -> str:
@@ -141,13 +175,16 @@ def parse_gender(cell: str) -> str:
     try:
         return GENDERS[cell.lower()]
     except KeyError:
-        raise BadValue("is not one of 男, 女, M, F, male, female") from None
+        raise BadValue("is not one of 男, 女, M, F, male, female", "只能是男或女") from None
 
 
 def parse_category(cell: str) -> str:
     """One of the subsidy categories."""
     if cell not in SUBSIDY_CATEGORIES:
-        raise BadValue("is not a subsidy category (one of " + ", ".join(SUBSIDY_CATEGORIES) + ")")
+        listed = ", ".join(SUBSIDY_CATEGORIES)
+        raise BadValue(
+            f"is not a subsidy category (one of {listed})", f"不是补贴类别（{listed}之一）"
+        )
     return cell
 
 
@@ -163,20 +200,20 @@ def parse_yes_no(cell: str) -> int:
         return 1
     if word in NO:
         return 0
-    raise BadValue("is not yes or no (use 1/0, 是/否, yes/no, true/false or y/n)")
+    raise BadValue("is not yes or no (use 1/0, 是/否, yes/no, true/false or y/n)", "请填是或否")
 
 
 def parse_count(cell: str) -> int:
     """A whole number, zero or more."""
     if not re.fullmatch(r"[0-9]+", cell):
-        raise BadValue("is not a whole number of zero or more")
+        raise BadValue("is not a whole number of zero or more", "不是0或正整数")
     return int(cell)
 
 
 def parse_slot(cell: str) -> int:
     """A speed-dial slot, 1 to 9 (the key the resident presses)."""
     if not re.fullmatch(r"[1-9]", cell):
-        raise BadValue("is not a slot from 1 to 9")
+        raise BadValue("is not a slot from 1 to 9", "不是1到9的快捷键")
     return int(cell)
 
 
@@ -229,7 +266,13 @@ def read_rows(source: Source, columns: Mapping[str, Column]) -> list[Row]:
         pairs = list(zip_longest(names, cells, fillvalue=""))
         stray = [cell for name, cell in pairs if not name and cell]
         if stray:
-            errors.append(RowError(line, f"value {stray[0]!r} is in a column without a header"))
+            errors.append(
+                RowError(
+                    line,
+                    f"value {stray[0]!r} is in a column without a header",
+                    f"“{stray[0]}”所在的列没有列名",
+                )
+            )
         rows.append(Row(line, {name: cell for name, cell in pairs if name}))
     if errors:
         raise ImportRejected(errors)
@@ -249,7 +292,8 @@ def _read_text(source: Source) -> str:
     except UnicodeDecodeError as exc:
         line = content[: exc.start].count(b"\n") + 1
         message = "the file is not UTF-8 text (in Excel, save it as 'CSV UTF-8')"
-        raise ImportRejected([RowError(line, message)]) from None
+        zh = "文件不是UTF-8编码（在Excel里请另存为“CSV UTF-8”）"
+        raise ImportRejected([RowError(line, message, zh)]) from None
 
 
 def _numbered(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -263,7 +307,9 @@ def _numbered(text: str) -> Iterator[tuple[int, list[str]]]:
             if any(trimmed):
                 yield start, trimmed
     except csv.Error as exc:
-        raise ImportRejected([RowError(line + 1, f"not valid CSV: {exc}")]) from None
+        raise ImportRejected(
+            [RowError(line + 1, f"not valid CSV: {exc}", "不是有效的CSV")]
+        ) from None
 
 
 def _check_header(line: int, header: list[str], columns: Mapping[str, Column]) -> list[str]:
@@ -271,22 +317,46 @@ def _check_header(line: int, header: list[str], columns: Mapping[str, Column]) -
     known = ", ".join(columns)
     if not header:
         raise ImportRejected(
-            [RowError(line, f"the file is empty: it needs a header row ({known})")]
+            [
+                RowError(
+                    line,
+                    f"the file is empty: it needs a header row ({known})",
+                    f"文件是空的：第一行要写列名（{known}）",
+                )
+            ]
         )
     if not any(name in columns for name in names):
         message = f"no header row: the first line must name the columns ({known})"
-        raise ImportRejected([RowError(line, message)])
+        raise ImportRejected([RowError(line, message, f"没有列名：第一行要写列名（{known}）")])
     errors = []
     unknown = [raw for raw, name in zip(header, names, strict=True) if name and name not in columns]
     if unknown:
         listed = ", ".join(repr(name) for name in unknown)
-        errors.append(RowError(line, f"unknown column {listed} (the columns are {known})"))
+        errors.append(
+            RowError(
+                line,
+                f"unknown column {listed} (the columns are {known})",
+                f"不认识的列 {listed}（列名应为 {known}）",
+            )
+        )
     missing = [name for name, column in columns.items() if column.required and name not in names]
     if missing:
-        errors.append(RowError(line, "missing required column " + ", ".join(missing)))
+        errors.append(
+            RowError(
+                line,
+                "missing required column " + ", ".join(missing),
+                "缺少必需的列 " + ", ".join(missing),
+            )
+        )
     repeated = sorted({name for name in names if name and names.count(name) > 1})
     if repeated:
-        errors.append(RowError(line, "column " + ", ".join(repeated) + " appears twice"))
+        errors.append(
+            RowError(
+                line,
+                "column " + ", ".join(repeated) + " appears twice",
+                "列 " + ", ".join(repeated) + " 出现了两次",
+            )
+        )
     if errors:
         raise ImportRejected(errors)
     return names
@@ -310,20 +380,25 @@ def _parse(rows: list[Row], columns: Mapping[str, Column]) -> tuple[list[_Parsed
             column = columns[name]
             if not cell:
                 if column.required:
-                    errors.append(RowError(row.line, f"{name} is empty"))
+                    zh = f"{COLUMN_ZH.get(name, name)}没有填"
+                    errors.append(RowError(row.line, f"{name} is empty", zh))
                 else:
                     values[name] = column.empty
                 continue
             try:
                 values[name] = column.parse(cell)
             except BadValue as exc:
-                errors.append(RowError(row.line, f"{name} {cell!r} {exc}"))
+                zh = f"{COLUMN_ZH.get(name, name)}“{cell}”{exc.zh}"
+                errors.append(RowError(row.line, f"{name} {cell!r} {exc}", zh))
         parsed.append(_Parsed(row, values))
     return parsed, errors
 
 
 def _duplicates(
-    parsed: list[_Parsed], key: Callable[[dict[str, Any]], Any], describe: Callable[[Any], str]
+    parsed: list[_Parsed],
+    key: Callable[[dict[str, Any]], Any],
+    describe: Callable[[Any], str],
+    describe_zh: Callable[[Any], str],
 ) -> list[RowError]:
     """An error on each row whose key an earlier row of the file already has."""
     first: dict[Any, int] = {}
@@ -334,7 +409,8 @@ def _duplicates(
             continue
         if value in first:
             message = f"{describe(value)} is also on line {first[value]}"
-            errors.append(RowError(item.row.line, message))
+            zh = f"{describe_zh(value)}在第{first[value]}行已经出现"
+            errors.append(RowError(item.row.line, message, zh))
         else:
             first[value] = item.row.line
     return errors
@@ -361,13 +437,24 @@ def validate_residents(rows: list[Row], today: date) -> Checked:
         item.values["birth_date"] = born.isoformat()
         years = age(born, today)
         if born > today:
-            errors.append(RowError(line, f"birth_date {born} is in the future"))
+            errors.append(
+                RowError(line, f"birth_date {born} is in the future", f"出生日期{born}在将来")
+            )
         elif years > MAX_AGE:
-            errors.append(RowError(line, f"birth_date {born} is more than {MAX_AGE} years ago"))
+            errors.append(
+                RowError(
+                    line,
+                    f"birth_date {born} is more than {MAX_AGE} years ago",
+                    f"出生日期{born}超过{MAX_AGE}年前",
+                )
+            )
         elif years < ELDER_AGE:
             message = f"resident is {years} years old (under {ELDER_AGE}): check birth_date"
-            warnings.append(RowError(line, message))
-    errors += _duplicates(parsed, lambda values: values.get("phone"), "phone {}".format)
+            zh = f"老人{years}岁（不到{ELDER_AGE}岁）：请核对出生日期"
+            warnings.append(RowError(line, message, zh))
+    errors += _duplicates(
+        parsed, lambda values: values.get("phone"), "phone {}".format, "电话{}".format
+    )
     return _checked(parsed, errors, warnings)
 
 
@@ -383,24 +470,30 @@ def validate_contacts(rows: list[Row], resident_ids: Mapping[str, int]) -> Check
         elif owner is not None:
             cell = item.row.cells["resident_phone"]
             message = f"resident_phone {cell!r} is not in the database (import residents first)"
-            errors.append(RowError(line, message))
+            zh = f"老人电话“{cell}”还没有登记（请先导入老人名单）"
+            errors.append(RowError(line, message, zh))
         if "phone" in values and not phones.is_mainland(values["phone"]):
             message = f"phone {values['phone']} is outside mainland China: calls to it are refused"
-            warnings.append(RowError(line, message))
+            zh = f"电话{values['phone']}不是大陆号码：亲情电话不会接通它"
+            warnings.append(RowError(line, message, zh))
 
     def slot_key(values: dict[str, Any]) -> tuple[str, int] | None:
         if values.get("resident_phone") is None or values.get("slot") is None:
             return None
         return values["resident_phone"], values["slot"]
 
-    errors += _duplicates(parsed, slot_key, "resident {0[0]} slot {0[1]}".format)
+    errors += _duplicates(
+        parsed, slot_key, "resident {0[0]} slot {0[1]}".format, "老人{0[0]}的{0[1]}号键".format
+    )
     return _checked(parsed, errors, warnings)
 
 
 def validate_operators(rows: list[Row]) -> Checked:
     """Operator records from rows, or ImportRejected."""
     parsed, errors = _parse(rows, OPERATOR_COLUMNS)
-    errors += _duplicates(parsed, lambda values: values.get("id"), "operator id {!r}".format)
+    errors += _duplicates(
+        parsed, lambda values: values.get("id"), "operator id {!r}".format, "接线员编号{}".format
+    )
     return _checked(parsed, errors, [])
 
 

@@ -319,7 +319,7 @@ def test_uploading_good_files_imports_them(client, staff, chen, db):
     page = text(contacts)
     assert contacts.status_code == 200 and db["contacts"].count == 28
     # 黄伟's number in Hong Kong is accepted with a warning on its line
-    assert "第11行：phone +85251234567 is outside mainland China" in page
+    assert "第11行：电话+85251234567不是大陆号码" in page
     assert [(e["kind"], e["created"], e["updated"]) for e in audited(db, "import")] == [
         ("residents", 11, 1),
         ("contacts", 25, 2),
@@ -336,13 +336,14 @@ def test_a_bad_file_lists_every_bad_line_and_imports_nothing(client, staff, chen
         importer.import_residents(db, SAMPLES / "bad_residents.csv")
     assert len(expected.value.errors) >= 5
     for error in expected.value.errors:
-        assert f"第{error.line}行：{error.message}" in page
+        assert error.zh, "every error is said in Chinese on the page"
+        assert f"第{error.line}行：{error.zh}" in page
     assert f"文件中有 {len(expected.value.errors)} 处错误" in page
     assert snapshot(db) == before
     assert audited(db, "import_rejected")[0]["errors"] == len(expected.value.errors)
     # not UTF-8, and no file at all
     gbk = upload(client, csrf, "residents", "gbk.csv", "phone,name\n1,陈\n".encode("gbk"))
-    assert gbk.status_code == 400 and "第2行：the file is not UTF-8 text" in text(gbk)
+    assert gbk.status_code == 400 and "第2行：文件不是UTF-8编码" in text(gbk)
     form = {"kind": "residents", "csrf_token": csrf}
     empty = client.post("/residents/import", data=form, content_type="multipart/form-data")
     assert empty.status_code == 400 and "请选择导入类型和CSV文件" in text(empty)

@@ -692,3 +692,22 @@ def test_cli_write_error_exits_1_with_nothing_imported(cli_app):
     assert result.exit_code == 1
     assert result.stderr == "database error: refused\nnothing imported\n"
     assert stored(cli_app)["operators"] == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "a,b\n1,2\n",
+        "phone,name,birth_date,community,address,birthdate\n",
+        "phone,name\n13800138000,陈\n",
+        "phone,name,birth_date,community,address\n12345,陈,1940-02-30,,x\n",
+        "phone,name,birth_date,community,address\n13800138000,陈,2050-01-01,c,a\n"
+        "13800138000,李,1940-01-01,c,a\n",
+    ],
+)
+def test_every_rejection_is_also_said_in_chinese(db, content):
+    with pytest.raises(ImportRejected) as rejected:
+        import_residents(db, io.BytesIO(content.encode("utf-8")))
+    for error in rejected.value.errors:
+        assert error.zh and not error.zh.isascii(), error
