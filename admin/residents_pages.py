@@ -36,18 +36,8 @@ GENDERS = {"M": "男", "F": "女"}
 MAX_TEXT = 200
 REQUIRED = {"name": "姓名", "community": "社区", "address": "地址"}
 OPTIONAL = {"medical_notes": "病史", "dialect": "方言"}
-EDITABLE = (
-    "name",
-    "gender",
-    "birth_date",
-    "community",
-    "address",
-    "category",
-    "medical_notes",
-    "dialect",
-    "lives_alone",
-    "free_minutes",
-)
+# Everything but the phone (the resident's identity) and the active flag (its own buttons).
+EDITABLE = tuple(f for f in residents.RESIDENT_FIELDS if f not in ("phone", "active"))
 IMPORT_NAMES = {"residents": "老人名单", "contacts": "亲情号码（联系人）"}
 
 

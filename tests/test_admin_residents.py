@@ -179,6 +179,10 @@ def test_search_by_name_phone_or_community_in_pages_of_50(client, staff, chen, d
     by_community = text(client.get("/residents?q=测试社区"))
     assert "共 <strong>60</strong> 位老人" in by_community and "第 1 / 2 页" in by_community
     assert len(CARD_LINK.findall(by_community)) == 50 and "陈国强" not in by_community
+    next_link = re.search(
+        r'href="([^"]+)">下一页', client.get("/residents?q=测试社区").get_data(as_text=True)
+    )
+    assert next_link and "page=2" in next_link.group(1) and "q=" in next_link.group(1)
     second = text(client.get("/residents?q=测试社区&page=2"))
     assert len(CARD_LINK.findall(second)) == 10 and "测试老人59" in second
     nothing = text(client.get("/residents?q=没有这个人"))
