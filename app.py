@@ -9,7 +9,7 @@ from flask import Flask
 
 import admin
 from data import db as store
-from ivr import db, health, operator_routes, queueing, settings, webhooks
+from ivr import db, health, leg_routes, queue_routes, queueing, settings, webhooks
 
 
 def create_app(
@@ -33,7 +33,8 @@ def create_app(
     db.init_app(app)
     queueing.init_app(app)
     app.register_blueprint(webhooks.bp)
-    app.register_blueprint(operator_routes.bp)
+    app.register_blueprint(queue_routes.bp)
+    app.register_blueprint(leg_routes.bp)
     app.register_blueprint(health.bp)
     admin.init_app(app)
     _register_commands(app)

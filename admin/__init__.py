@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from admin import (
     accounts_pages,
+    alerts_pages,
     auth,
     board,
     calls_pages,
@@ -31,7 +32,7 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-WEBHOOK_BLUEPRINTS = ("twilio", "operators", "health")
+WEBHOOK_BLUEPRINTS = ("twilio", "operators", "legs", "health")
 
 
 def secret_key(settings: Settings) -> str:
@@ -91,6 +92,7 @@ def init_app(app: Flask) -> None:
         quota_pages,
         operators_pages,
         board,
+        alerts_pages,
         dashboard,
         console,
         accounts_pages,

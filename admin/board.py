@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from admin.auth import require
 from admin.operators_pages import STATES
 from callflows.waiting import Queue
+from data import alerts
 from data.operators import all_operators
 from ivr import queueing
 from ivr.db import get_db
@@ -43,7 +44,7 @@ def _escalated(sids: list[str]) -> set[str]:
 
 
 def snapshot() -> dict[str, Any]:
-    """The board's data: queues with their waiting calls, operators by state."""
+    """The board's data: queues with their waiting calls, operators by state, open alerts."""
     board = queueing.context().board
     settings = current_app.config["SETTINGS"]
     now_ms = queueing.millis(current_app.config["CLOCK"]())
@@ -77,7 +78,7 @@ def snapshot() -> dict[str, Any]:
         if group is not None:
             group["count"] += 1
             group["names"].append(op["name"])
-    return {"queues": queues, "operators": operators}
+    return {"queues": queues, "operators": operators, "alerts": alerts.open_count(get_db())}
 
 
 @bp.get("/board")

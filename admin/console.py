@@ -32,6 +32,7 @@ bp = Blueprint("console", __name__)
 STATE_NAMES = labels.OPERATOR_STATES
 NO_OPERATOR = "您的账号没有关联接线员，不能使用接线台。请联系管理员。"
 BUSY = "正在通话中，通话结束后才能改变状态。"
+INACTIVE = "您的接线员账号已停用，不能设为空闲。请联系管理员。"
 RECENT_CALLS = 5
 
 
@@ -185,10 +186,12 @@ def set_state() -> ResponseReturnValue:
     if state not in MANUAL_STATES:
         return jsonify(error="无效的状态。"), 400
     old, result = change_state(record, state)
-    if result == "busy":
+    if result in ("busy", "inactive"):
+        message = BUSY if result == "busy" else INACTIVE
+        audit("operator_state_refused", operator=record["id"], new=state.value, reason=result)
         if wants_json:
-            return jsonify(snapshot(record) | {"error": BUSY}), 409
-        flash(BUSY, "error")
+            return jsonify(snapshot(record) | {"error": message}), 409
+        flash(message, "error")
     else:
         audit("operator_state", operator=record["id"], old=old, new=state.value)
     return jsonify(snapshot(record)) if wants_json else (redirect(url_for(".index")), 303)

@@ -79,6 +79,19 @@ EVENTS = {
     "operator_away": "接线员设为离开",
 }
 
+# What a supervisor alert (table ``alerts``) is about; an unknown kind is shown as stored.
+ALERT_KINDS = {
+    "sos_callback_unanswered": "回拨紧急求助无人接听",
+    "sos_callback_abandoned": "回拨后老人又挂断",
+    "sos_abandoned_no_number": "紧急求助挂断且无来电号码",
+    "ledger_reservation_unsettled": "通话分钟未能结算",
+    "operator_away": "接线员连续未接已设为离开",
+    "no_sos_operator": "没有可接紧急呼叫的接线员",
+    "callback_failed": "回拨失败",
+    "duty_unanswered": "值班电话无人接听",
+    "bridge_failed": "接通失败",
+}
+
 DETAIL_KEYS = {
     "line": "线路",
     "from": "来电",
@@ -102,6 +115,8 @@ DETAIL_KEYS = {
     "time_limit": "限时(秒)",
     "reservation": "预留编号",
     "attempt": "第几次",
+    "attempts": "已回拨次数",
+    "leg": "回拨通话",
     "menu": "菜单",
     "result": "结果",
     "queue_time": "排队(秒)",

@@ -100,6 +100,10 @@ def set_state(op_id: str) -> ResponseReturnValue:
             f"{record['name']}正在{STATES[OperatorState(old)]}，通话结束后才能更改状态。", "error"
         )
         return redirect(url_for("staff.index")), 303
+    if result == "inactive":
+        audit("operator_state_refused", operator=op_id, new=state.value, reason=result)
+        flash(f"{record['name']}已停用，不能设为空闲。", "error")
+        return redirect(url_for("staff.index")), 303
     audit("operator_state", operator=op_id, old=old, new=state.value)
     flash(f"{record['name']}：{STATES.get(old, old)} → {STATES[state]}", "ok")
     return redirect(url_for("staff.index")), 303

@@ -1,18 +1,18 @@
-"""The operator's side: ringing operators for a waiting caller, and the whisper before accepting.
+"""The side of the people who answer: the whisper, accepting, and the conference bridge.
 
-The operator must press 1 to take the call, so a voicemail that picks up never "answers"
-an SOS call.
+Each person is rung on a leg of their own; they must press 1 to take the call, so a voicemail
+that picks up never "answers" an SOS call. Whoever presses 1 first waits in a conference named
+after the call, and the caller is brought into it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import prompts
-from callflows.voice import Links, Style, ask_twice, goodbye, say
+from callflows.voice import Style, ask_twice, duration_seconds, goodbye, say
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,6 @@ class CallerCard:
     lives_alone: bool = False
     dialect: str | None = None
     number: str | None = None
-
-
-@dataclass(frozen=True)
-class Leg:
-    """One phone to ring for an offer: the number, and who it is (operator id)."""
-
-    number: str
-    operator_id: str
 
 
 def introduction(card: CallerCard) -> str:
@@ -71,40 +63,62 @@ def introduction(card: CallerCard) -> str:
     return "".join(parts)
 
 
-def ring(
-    legs: Sequence[Leg], *, call_sid: str, token: int, style: Style, links: Links, ring_seconds: int
-) -> VoiceResponse:
-    """The caller's side of an offer: ring the offered phones, each with a whisper."""
-    response = VoiceResponse()
-    say(response, prompts.CONNECTING_OPERATOR, style)
-    dial = response.dial(
-        action=links("/ivr/connect/result", call=call_sid, offer=token),
-        method="POST",
-        timeout=ring_seconds,
-    )
-    for leg in legs:
-        dial.number(
-            leg.number,
-            url=links("/ivr/whisper", call=call_sid, offer=token, op=leg.operator_id),
-            method="POST",
-        )
-    return response
-
-
-def whisper(
-    card: CallerCard, *, call_sid: str, token: int, operator_id: str, style: Style, links: Links
-) -> VoiceResponse:
-    """What the operator hears on answering: who is calling, and press 1 to accept (twice)."""
-    action = links("/ivr/whisper/accept", call=call_sid, offer=token, op=operator_id)
+def whisper(card: CallerCard, action: str, style: Style) -> VoiceResponse:
+    """What a person hears on answering an offer: who is calling, press 1 to accept (twice)."""
     texts = [introduction(card), prompts.WHISPER_ACCEPT]
     return ask_twice(texts, action, style, closing=prompts.WHISPER_NOT_ACCEPTED)
 
 
+def whisper_seconds(card: CallerCard, action: str, style: Style) -> float:
+    """How long the whisper can last: both readings, both waits for a key."""
+    return duration_seconds(whisper(card, action, style))
+
+
 def taken(style: Style) -> VoiceResponse:
-    """Tell an operator the call is no longer theirs to take, and hang up their leg."""
+    """Tell a person the call is no longer theirs to take, and hang up their leg."""
     return goodbye(prompts.WHISPER_TAKEN, style)
 
 
-def bridge() -> VoiceResponse:
-    """An empty whisper result: the provider connects the two parties."""
+def machine() -> VoiceResponse:
+    """A voicemail or fax answered the leg: hang up, it is no answer."""
+    response = VoiceResponse()
+    response.hangup()
+    return response
+
+
+def room_name(call_sid: str) -> str:
+    """The conference a caller and the person who accepted meet in."""
+    return f"sos-{call_sid}"
+
+
+def join_room(call_sid: str, action: str, style: Style) -> VoiceResponse:
+    """The accepting person's leg: into the caller's conference; it ends when they leave."""
+    response = VoiceResponse()
+    say(response, prompts.ACCEPTED_CONNECTING, style)
+    dial = response.dial(action=action, method="POST")
+    dial.conference(
+        room_name(call_sid),
+        start_conference_on_enter=True,
+        end_conference_on_exit=True,
+        beep=False,
+    )
+    return response
+
+
+def bridge(call_sid: str, action: str, style: Style) -> VoiceResponse:
+    """The caller's side: into the conference where the person who pressed 1 waits."""
+    response = VoiceResponse()
+    say(response, prompts.CONNECTING_OPERATOR, style)
+    dial = response.dial(action=action, method="POST")
+    dial.conference(
+        room_name(call_sid),
+        start_conference_on_enter=True,
+        end_conference_on_exit=True,
+        beep=False,
+    )
+    return response
+
+
+def bridge_direct() -> VoiceResponse:
+    """An empty whisper result on a ``<Dial><Number url>``: the provider connects the parties."""
     return VoiceResponse()

@@ -134,6 +134,8 @@ WHISPER_WITHHELD = "来电号码未显示。"
 WHISPER_ACCEPT = "接听请按1。"
 WHISPER_TAKEN = "这个来电已经由其他同事接听，谢谢。"
 WHISPER_NOT_ACCEPTED = "没有确认接听，来电将转给其他同事。"
+WHISPER_DUTY = "值班电话。"
+ACCEPTED_CONNECTING = "正在接通来电，请稍候。"
 DIALECT_NAMES = {"fuzhou": "福州话", "minnan": "闽南话", "cantonese": "粤语", "hakka": "客家话"}
 
 # -- calling back an SOS caller who hung up ---------------------------------------------
@@ -145,6 +147,9 @@ SOS_CALLBACK_GREETING = (
 SMS_SOS_ESCALATED = (
     "【智慧养老呼叫中心】您的家人{name}于{time}拨打了SOS紧急求助电话，"
     "呼叫中心正在处理，请保持电话畅通。"
+)
+SMS_OPERATOR_AWAY = (
+    "【智慧养老呼叫中心】接线员{name}连续{misses}次未接听来电，已被设为离开状态，请关注值班安排。"
 )
 SMS_SOS_ABANDONED = (
     "【智慧养老呼叫中心】您的家人{name}于{time}拨打了SOS紧急求助电话后挂断，"

@@ -5,12 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 from twilio.twiml import TwiML
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 # ``links("/ivr/hotline/menu", attempt=2)`` -> the absolute URL of one of the app's routes.
 Links = Callable[..., str]
+
+
+def absolute_links(base_url: str) -> Links:
+    """Build absolute URLs to the app's own routes under ``base_url`` (PUBLIC_BASE_URL)."""
+    base = base_url.rstrip("/")
+
+    def links(path: str, **params: Any) -> str:
+        url = base + path
+        return f"{url}?{urlencode(params)}" if params else url
+
+    return links
 
 
 @dataclass(frozen=True)
@@ -89,8 +102,12 @@ def dial(
     action: str,
     caller_id: str | None = None,
     time_limit: int | None = None,
+    whisper: str | None = None,
 ) -> Dial:
-    """A ``<Dial>`` that rings every number at once and reports to ``action``."""
+    """A ``<Dial>`` that rings every number at once and reports to ``action``.
+
+    ``whisper``: the URL each answered number hears before being connected.
+    """
     options: dict[str, Any] = {
         "action": action,
         "method": "POST",
@@ -102,7 +119,10 @@ def dial(
         options["time_limit"] = time_limit
     verb = node.dial(**options)
     for number in numbers:
-        verb.number(number)
+        if whisper:
+            verb.number(number, url=whisper, method="POST")
+        else:
+            verb.number(number)
     return verb
 
 
@@ -122,3 +142,23 @@ def goodbye(text: str, style: Style, response: VoiceResponse | None = None) -> V
     say(response, text, style)
     response.hangup()
     return response
+
+
+# Mandarin text-to-speech speaks about four characters a second at normal speed.
+CHARS_PER_SECOND = 4.0
+
+
+def duration_seconds(response: VoiceResponse) -> float:
+    """How long a document takes to play in full: speech at its rate, pauses, Gather waits."""
+    total = 0.0
+    for node in ElementTree.fromstring(str(response)).iter():
+        if node.tag == "Say":
+            text = "".join(node.itertext())
+            rate = next((p.get("rate") for p in node.iter("prosody") if p.get("rate")), None)
+            speed = float(rate.rstrip("%")) / 100 if rate and rate.endswith("%") else 1.0
+            total += len(text) / (CHARS_PER_SECOND * speed)
+        elif node.tag == "Pause":
+            total += float(node.get("length", "1"))
+        elif node.tag == "Gather":
+            total += float(node.get("timeout", "5"))
+    return total

@@ -53,15 +53,16 @@ def wait_music(
     queue: Queue,
     position: int | None,
     queue_seconds: int,
-    fallback_after: int,
+    fallback_after: int | None,
     style: Style,
 ) -> VoiceResponse:
     """One turn of the wait loop: reassure and give the position, or leave for the duty phones.
 
+    ``fallback_after`` None: never leave (the workers ring the duty phones themselves).
     The caller is never asked anything here: an SOS caller who says nothing still waits.
     """
     response = VoiceResponse()
-    if queue_seconds >= fallback_after:
+    if fallback_after is not None and queue_seconds >= fallback_after:
         response.leave()
         return response
     first, numbered = WAIT_TEXTS[queue]
@@ -99,19 +100,28 @@ def duty_dial(
         say(response, prompts.NO_DUTY_PHONES, style)
         return enqueue(response, Queue.SOS, links, since_ms=0)
     say(response, prompts.DUTY_CONNECTING if attempt == 1 else prompts.DUTY_RETRY, style)
-    dial(response, duty_numbers, style, action=links("/ivr/duty/result", attempt=attempt))
+    dial(
+        response,
+        duty_numbers,
+        style,
+        action=links("/ivr/duty/result", attempt=attempt),
+        whisper=links("/ivr/duty/whisper"),
+    )
     return response
 
 
 def duty_result(
-    dial_status: str,
+    accepted: bool,
     duty_numbers: Sequence[str],
     attempt: int,
     style: Style,
     links: Links,
 ) -> VoiceResponse:
-    """After a duty dial: done when someone answered, otherwise ring them again."""
-    if dial_status in ("completed", "answered", "canceled"):
+    """After a duty dial: done when someone pressed 1 and talked, otherwise ring them again.
+
+    A voicemail or a person who did not press 1 never counts as an answer.
+    """
+    if accepted:
         response = VoiceResponse()
         response.hangup()
         return response
@@ -123,7 +133,13 @@ def system_trouble(duty_numbers: Sequence[str], style: Style, links: Links) -> V
     response = VoiceResponse()
     say(response, prompts.SYSTEM_TROUBLE, style)
     if duty_numbers:
-        dial(response, duty_numbers, style, action=links("/ivr/duty/result", attempt=1))
+        dial(
+            response,
+            duty_numbers,
+            style,
+            action=links("/ivr/duty/result", attempt=1),
+            whisper=links("/ivr/duty/whisper"),
+        )
     else:
         enqueue(response, Queue.SOS, links, since_ms=0)
     return response

@@ -190,3 +190,9 @@ def accounts(db: sqlite_utils.Database) -> None:
         CREATE INDEX calls_from_started ON calls (from_number, started_at);
         """,
     )
+
+
+@migration("0006_alert_acknowledgement")
+def alert_acknowledgement(db: sqlite_utils.Database) -> None:
+    """Who acknowledged a supervisor alert (``resolved_at`` is when)."""
+    run_script(db, "ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT;")

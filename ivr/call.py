@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlencode
 
 import sqlite_utils
 from flask import current_app, request
 
-from callflows.voice import Links, Style
+from callflows.voice import Links, Style, absolute_links
 from data import calls, residents
 from data.db import isoformat
 from ivr import phones
@@ -66,12 +65,7 @@ def style_of(settings: Settings) -> Style:
 
 def links_of(settings: Settings) -> Links:
     """Build absolute URLs to the app's own routes from ``PUBLIC_BASE_URL``."""
-
-    def links(path: str, **params: Any) -> str:
-        url = settings.url(path)
-        return f"{url}?{urlencode(params)}" if params else url
-
-    return links
+    return absolute_links(settings.public_base_url)
 
 
 def field(name: str) -> str:

@@ -84,6 +84,9 @@ def operator_status_command(operator_id: str, state: str) -> None:
     if result == "busy":
         click.echo(f"{operator_id} is {old}: the state changes when that call ends", err=True)
         raise click.exceptions.Exit(1)
+    if result == "inactive":
+        click.echo(f"{operator_id} is deactivated: reactivate them first", err=True)
+        raise click.exceptions.Exit(1)
     click.echo(f"{operator_id}: {old} -> {state}")
 
 

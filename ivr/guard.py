@@ -13,7 +13,10 @@ from ivr.call import links_of, style_of
 from ivr.signature import check_signature
 
 log = logging.getLogger(__name__)
-STATUS_PATHS = ("/twilio/status", "/ivr/callback/status")
+STATUS_PATHS = ("/twilio/status", "/ivr/callback/status", "/ivr/leg/status")
+# Webhooks of the people rung for a caller: on an error their leg hangs up (the offer's
+# deadline then moves the call on); it must never dial the duty phones from their phone.
+PERSON_PATHS = ("/ivr/leg/", "/ivr/duty/whisper", "/ivr/duty/accept")
 
 
 def twiml(response: VoiceResponse) -> Response:
@@ -28,6 +31,10 @@ def fail_safe(error: Exception) -> Response | HTTPException:
     log.exception("webhook %s failed", request.path)
     if request.path in STATUS_PATHS:
         return Response(status=204)
+    if request.path.startswith(PERSON_PATHS):
+        hang_up = VoiceResponse()
+        hang_up.hangup()
+        return twiml(hang_up)
     settings = current_app.config["SETTINGS"]
     return twiml(
         waiting.system_trouble(settings.duty_numbers, style_of(settings), links_of(settings))

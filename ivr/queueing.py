@@ -8,7 +8,7 @@ from flask import Flask, current_app
 
 from ivr.db import get_db
 from ivr.embedded_redis import connect, redis_url_for
-from queue_workers import jobs, timekeeper
+from queue_workers import offers, timekeeper
 from queue_workers.context import Context
 from queue_workers.switchboard import OperatorState, Priority
 
@@ -45,8 +45,12 @@ def wait_for_person(
     dialect: str | None,
     since_ms: int,
     origin: str = "",
+    caller: str = "",
+    line: str = "",
 ) -> int:
     """Put a caller in line for an operator and wake a worker; return the position.
+
+    An SOS call also gets its escalation and duty-stage timers, counted from ``since_ms``.
 
     Raises ``redis.RedisError`` when Redis is unreachable: the caller must then be sent
     straight to the duty phones.
@@ -60,32 +64,46 @@ def wait_for_person(
         dialect=dialect or "",
         since_ms=since_ms,
         origin=origin,
+        caller=caller,
+        line=line,
     )
     if added:
         if priority is Priority.SOS:
             waited = ctx.board.now() - since_ms
-            ctx.board.schedule(
-                f"escalate|{sid}", max(0, ctx.settings.sos_escalate_seconds * 1000 - waited)
-            )
-        ctx.enqueue(priority, jobs.dispatch)
+            for kind, after in (
+                ("escalate", ctx.settings.sos_escalate_seconds),
+                ("duty", ctx.settings.sos_fallback_seconds),
+            ):
+                ctx.board.schedule(f"{kind}|{sid}", max(0, after * 1000 - waited))
+        ctx.enqueue(priority, offers.dispatch)
     return position
+
+
+def workers_alive() -> bool:
+    """True while a worker's timekeeper ticks (Redis errors propagate)."""
+    return bool(context().redis.exists(timekeeper.HEARTBEAT))
 
 
 def change_presence(operator: dict, state: OperatorState) -> tuple[str, str]:
     """Set an operator's presence by hand (CLI, operators page, console).
 
-    Registers the operator's phone and skills from the store first, records the change for
-    the reports, and wakes a worker when someone became available. Returns (old state,
-    result): ``busy`` means the operator is ringing or on a call and nothing changed.
+    Registers the operator's phone, skills and whether they are active from the store first,
+    records the change for the reports, and wakes a worker when someone became available.
+    Returns (old state, result): ``busy`` means the operator is ringing or on a call and
+    nothing changed; ``inactive`` that a deactivated operator cannot be made available.
     """
     ctx = context()
     ctx.board.register_operator(
-        operator["id"], name=operator["name"], phone=operator["phone"], skills=operator["skills"]
+        operator["id"],
+        name=operator["name"],
+        phone=operator["phone"],
+        skills=operator["skills"],
+        active=bool(operator.get("active", 1)),
     )
     old, result = ctx.board.set_state(operator["id"], state)
-    if result == "busy":
+    if result in ("busy", "inactive"):
         return old, result
     timekeeper.store_presence(ctx)
     if state == OperatorState.AVAILABLE:
-        ctx.enqueue(Priority.SOS, jobs.dispatch)
+        ctx.enqueue(Priority.SOS, offers.dispatch)
     return old, result

@@ -13,7 +13,7 @@ from data import calls, residents, service_requests
 from ivr import phones, quota
 from ivr.call import Call, Line, arg_int, current_call, field, int_field
 from ivr.guard import protect, twiml
-from ivr.operator_routes import resident_or_none, send_to_sos, settle_final_status, to_operator
+from ivr.queue_routes import resident_or_none, send_to_sos, settle_final_status, to_operator
 
 log = logging.getLogger(__name__)
 bp = protect(Blueprint("twilio", __name__))
@@ -72,18 +72,22 @@ def status() -> Response:
         "sequence": field("SequenceNumber") or None,
         "timestamp": field("Timestamp") or None,
     }
-    call.event("status", detail, dedup_key=f"status:{call_sid}:{call_status}")
-    calls.apply_status(
-        call.db,
-        call_sid=call_sid,
-        status=call_status,
-        duration=duration,
-        from_number=call.caller or call.raw_from or None,
-        to_number=call.number,
-        direction=field("Direction") or None,
-        at=call.at,
-    )
+    # The switchboard first: a caller who hung up on nobody is called back even when the
+    # database is locked or broken right now.
     settle_final_status(call, call_status)
+    call.event("status", detail, dedup_key=f"status:{call_sid}:{call_status}")
+    call.safely(
+        lambda: calls.apply_status(
+            call.db,
+            call_sid=call_sid,
+            status=call_status,
+            duration=duration,
+            from_number=call.caller or call.raw_from or None,
+            to_number=call.number,
+            direction=field("Direction") or None,
+            at=call.at,
+        )
+    )
     return Response(status=204)
 
 

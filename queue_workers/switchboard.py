@@ -2,13 +2,27 @@
 
 Every change of a call or an operator is one Lua script, so it is atomic across any number
 of worker processes: an operator is never offered two calls at once, and a call is never
-offered to two operators at once (except the deliberate "ring everyone" of an SOS escalation,
-which is one offer to several phones where the first to accept wins). Each offer has a token;
-a late or repeated webhook that names an old token changes nothing.
+accepted by two people. Each offer has a token; a late or repeated webhook that names an old
+token changes nothing.
+
+An offer rings one or more *targets*, each with its own outbound call (a *leg*): ``op:<id>``
+(an operator), ``sup:<number>`` (a supervisor's phone), ``duty:<number>`` (a duty phone).
+A normal offer rings one operator (``ring=single``); an SOS call that waited
+``SOS_ESCALATE_SECONDS`` is *escalated* and from then on rings in rounds everyone available
+plus the supervisors (``ring=all``), and from ``SOS_FALLBACK_SECONDS`` the duty phones too
+(stage ``duty``). The first leg whose person presses 1 wins (``accepted``); the caller is then
+bridged to them (``connected``). A round ends when every leg has ended or its deadline passed;
+the call goes back to its place in line. Only an unanswered *single* offer is someone's miss.
 
 Keys (prefix ``cc:``): ``waiting`` (zset of CallSids by priority then arrival), ``call:<sid>``
-(hash), ``op:<id>`` (hash), ``available`` (zset of operator ids by idle-since), ``offers``
-(zset of ``sid|token`` by deadline), ``timers`` (zset of ``kind|arg`` by due time).
+(hash), ``legs:<sid>:<token>`` (hash: target -> placing/ringing/answered/accepted/ended,
+``sid:<target>`` -> the leg's CallSid), ``op:<id>`` (hash), ``available`` (zset of operator
+ids by idle-since), ``offers`` (zset of ``sid|token`` by deadline), ``timers`` (zset of
+``kind|arg`` by due time), ``presence`` and ``journal`` (streams for the store).
+
+A caller who hangs up before anyone pressed 1 on an SOS call arms the ``abandoned|<sid>``
+timer in the same script that marks the call gone, so the callback decision is recorded before
+anything else can fail.
 """
 
 from __future__ import annotations
@@ -52,31 +66,70 @@ class OperatorState(StrEnum):
     AWAY = "away"
 
 
+class Stage(StrEnum):
+    """How hard the switchboard tries for an SOS call."""
+
+    NORMAL = ""
+    ESCALATED = "escalated"
+    DUTY = "duty"
+
+
 # States a person (or the console) may set; the others belong to the switchboard.
 MANUAL_STATES = frozenset({OperatorState.OFFLINE, OperatorState.AVAILABLE, OperatorState.AWAY})
 
 
+def op_target(op_id: str) -> str:
+    """The target naming an operator."""
+    return f"op:{op_id}"
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """``op:op01`` -> (``op``, ``op01``); ``sup:+86…``; ``duty:+86…``."""
+    kind, _, value = target.partition(":")
+    return kind, value
+
+
 @dataclass(frozen=True)
 class Offer:
-    """A call offered to one or more operators, identified by the call's offer token.
+    """Targets to ring for a call under the call's offer token.
 
-    ``seq`` numbers every offer the switchboard ever made, in the order it made them.
+    ``seq`` numbers every offer the switchboard ever made, in the order it made them;
+    ``targets`` are the ones this change added (a widened offer keeps its token).
     """
 
     call_sid: str
     token: int
-    operator_ids: tuple[str, ...]
+    targets: tuple[str, ...]
     seq: int = 0
+
+    @property
+    def operator_ids(self) -> tuple[str, ...]:
+        """The operators among the targets."""
+        return tuple(v for k, v in map(split_target, self.targets) if k == "op")
 
 
 @dataclass(frozen=True)
-class Release:
-    """What a released offer did: whether it applied and who went away after misses."""
+class LegEnd:
+    """What the end of one leg did.
 
-    applied: bool
-    call_state: str
-    operators: tuple[str, ...] = ()
+    ``result``: ``partial`` (other legs still ring), ``released`` (the round is over, the
+    call waits again), ``ended`` (the person who took the call hung up), ``requeued`` (the
+    person who pressed 1 was gone before the caller joined), ``stale`` (nothing changed).
+    """
+
+    result: str
     now_away: tuple[str, ...] = ()
+    stage: str = ""
+    operator: str = ""
+
+
+@dataclass(frozen=True)
+class Gone:
+    """What a caller hanging up did: the state they were in, operators freed, legs to end."""
+
+    state: str
+    freed: tuple[str, ...] = ()
+    legs: tuple[str, ...] = ()
 
 
 _LIB = """
@@ -84,6 +137,7 @@ local P = 'cc:'
 local SEQ = 64
 local function call_key(sid) return P .. 'call:' .. sid end
 local function op_key(id) return P .. 'op:' .. id end
+local function legs_key(sid, token) return P .. 'legs:' .. sid .. ':' .. token end
 local function split(s)
   local out = {}
   for part in string.gmatch(s or '', '[^,]+') do table.insert(out, part) end
@@ -91,6 +145,10 @@ local function split(s)
 end
 local function has(skills, skill)
   return string.find(skills or '', ',' .. skill .. ',', 1, true) ~= nil
+end
+local function op_of(target)
+  if string.sub(target, 1, 3) == 'op:' then return string.sub(target, 4) end
+  return nil
 end
 -- Every presence change goes through here, so the stream is a complete record for reports.
 local function op_state(id, state, now, ...)
@@ -100,20 +158,91 @@ local function op_state(id, state, now, ...)
 end
 -- Offers go to the call timeline through this stream, atomically with the claim itself, so
 -- a worker killed right after claiming cannot lose the record (the timekeeper stores it).
-local function journal(sid, kind, token, ops, seq, now)
+local function journal(sid, kind, token, targets, seq, now)
   redis.call('XADD', P .. 'journal', 'MAXLEN', '~', 100000, '*', 'sid', sid, 'kind', kind,
-             'offer', token, 'operators', ops, 'seq', seq, 'at', now)
+             'offer', token, 'operators', targets, 'seq', seq, 'at', now)
 end
 local function make_available(id, now, idle_since)
   op_state(id, 'available', now, 'idle_since', idle_since, 'call', '', 'offer', '')
   redis.call('ZADD', P .. 'available', idle_since, id)
+end
+-- Free an operator still ringing for this call and offer (a newer offer is not touched).
+local function free_op(id, sid, token, now)
+  local k = op_key(id)
+  if redis.call('HGET', k, 'call') == sid and redis.call('HGET', k, 'offer') == token then
+    make_available(id, now, redis.call('HGET', k, 'idle_since') or now)
+    return true
+  end
+  return false
+end
+local function ringing(id, sid, token, now)
+  redis.call('ZREM', P .. 'available', id)
+  op_state(id, 'ringing', now, 'call', sid, 'offer', token)
+end
+local function set_deadline(member, deadline)
+  local cur = redis.call('ZSCORE', P .. 'offers', member)
+  if not cur or tonumber(cur) < tonumber(deadline) then
+    redis.call('ZADD', P .. 'offers', deadline, member)
+  end
+end
+-- Everyone a ring-all round rings: every available operator and the call's extra phones.
+local function everyone(sid)
+  local out = {}
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'available', 0, -1)) do
+    table.insert(out, 'op:' .. id)
+  end
+  for _, t in ipairs(split(redis.call('HGET', call_key(sid), 'extra'))) do
+    table.insert(out, t)
+  end
+  return out
+end
+local function start_offer(sid, targets, ring, now, deadline)
+  local key = call_key(sid)
+  local token = tostring(redis.call('HINCRBY', key, 'offer', 1))
+  local csv = table.concat(targets, ',')
+  redis.call('ZREM', P .. 'waiting', sid)
+  redis.call('HSET', key, 'state', 'offered', 'targets', csv, 'ring', ring, 'accepted', '')
+  local lk = legs_key(sid, token)
+  for _, t in ipairs(targets) do
+    redis.call('HSET', lk, t, 'placing')
+    local id = op_of(t)
+    if id then ringing(id, sid, token, now) end
+  end
+  redis.call('EXPIRE', lk, 86400)
+  redis.call('ZADD', P .. 'offers', deadline, sid .. '|' .. token)
+  local seq = redis.call('INCR', P .. 'claims')
+  journal(sid, 'offered', token, csv, seq, now)
+  return {sid, token, csv, seq}
+end
+local function back_in_line(sid)
+  local key = call_key(sid)
+  redis.call('HSET', key, 'state', 'waiting', 'targets', '', 'accepted', '')
+  redis.call('ZADD', P .. 'waiting', redis.call('HGET', key, 'score'), sid)
+end
+-- End every leg of an offer that has not ended; returns the CallSids of those that exist.
+local function end_legs(sid, token, now, except)
+  local lk = legs_key(sid, token)
+  local out = {}
+  for _, t in ipairs(split(redis.call('HGET', call_key(sid), 'targets'))) do
+    if t ~= except then
+      local s = redis.call('HGET', lk, t)
+      if s and s ~= 'ended' then
+        redis.call('HSET', lk, t, 'ended')
+        local leg = redis.call('HGET', lk, 'sid:' .. t)
+        if leg then table.insert(out, leg) end
+      end
+      local id = op_of(t)
+      if id then free_op(id, sid, token, now) end
+    end
+  end
+  return out
 end
 """
 
 _ADD_CALL = (
     _LIB
     + """
--- ARGV: sid, queue, priority, need, dialect, since_ms, now, score, origin
+-- ARGV: sid, queue, priority, need, dialect, since_ms, now, score, origin, caller, line
 local key = call_key(ARGV[1])
 local state = redis.call('HGET', key, 'state')
 if state and state ~= 'gone' and state ~= 'done' then
@@ -129,7 +258,8 @@ if seq == 1 then redis.call('PEXPIRE', seq_key, 2000) end
 local score = string.format('%d', tonumber(ARGV[8]) * SEQ + math.min(seq - 1, SEQ - 1))
 redis.call('HSET', key, 'sid', ARGV[1], 'queue', ARGV[2], 'priority', ARGV[3], 'need', ARGV[4],
            'dialect', ARGV[5], 'since', ARGV[6], 'score', score, 'state', 'waiting',
-           'offer', 0, 'operators', '', 'added', ARGV[7], 'origin', ARGV[9])
+           'offer', 0, 'targets', '', 'added', ARGV[7], 'origin', ARGV[9], 'stage', '',
+           'extra', '', 'caller', ARGV[10], 'line', ARGV[11])
 redis.call('ZADD', P .. 'waiting', score, ARGV[1])
 return {1, redis.call('ZRANK', P .. 'waiting', ARGV[1]) + 1}
 """
@@ -138,11 +268,15 @@ return {1, redis.call('ZRANK', P .. 'waiting', ARGV[1]) + 1}
 _CLAIM = (
     _LIB
     + """
--- ARGV: now, deadline. Offer the head call to the best available operator.
-local head = redis.call('ZRANGE', P .. 'waiting', 0, 0)[1]
-if not head then return nil end
+-- ARGV: now, deadline. Offer the first waiting call that available operators can take: a
+-- normal call to the best operator, an escalated one to everyone (ring-all round).
 local ops = redis.call('ZRANGE', P .. 'available', 0, -1)
 if #ops == 0 then return nil end
+local head = redis.call('ZRANGE', P .. 'waiting', 0, 0)[1]
+if not head then return nil end
+if (redis.call('HGET', call_key(head), 'stage') or '') ~= '' then
+  return start_offer(head, everyone(head), 'all', ARGV[1], ARGV[2])
+end
 local need = redis.call('HGET', call_key(head), 'need') or ''
 local dialect = redis.call('HGET', call_key(head), 'dialect') or ''
 local best, best_rank = nil, 99
@@ -158,51 +292,86 @@ for _, id in ipairs(ops) do
   if rank < best_rank then best, best_rank = id, rank end
   if rank == 1 then break end
 end
-local token = redis.call('HINCRBY', call_key(head), 'offer', 1)
-redis.call('ZREM', P .. 'waiting', head)
-redis.call('ZREM', P .. 'available', best)
-redis.call('HSET', call_key(head), 'state', 'offered', 'operators', best)
-op_state(best, 'ringing', ARGV[1], 'call', head, 'offer', token)
-redis.call('ZADD', P .. 'offers', ARGV[2], head .. '|' .. token)
-local seq = redis.call('INCR', P .. 'claims')
-journal(head, 'offered', token, best, seq, ARGV[1])
-return {head, token, best, seq}
+return start_offer(head, {'op:' .. best}, 'single', ARGV[1], ARGV[2])
 """
 )
 
-_CLAIM_ALL = (
+_WIDEN = (
     _LIB
     + """
--- ARGV: sid, now, deadline, with_supervisors (1/0). Offer one waiting call to every available
--- operator at once, and to the supervisors' phones (the pseudo-operator 'supervisor').
-local sid = ARGV[1]
-if redis.call('HGET', call_key(sid), 'state') ~= 'waiting' then return nil end
-local ops = redis.call('ZRANGE', P .. 'available', 0, -1)
-if #ops == 0 and ARGV[4] ~= '1' then return nil end
-local token = redis.call('HINCRBY', call_key(sid), 'offer', 1)
-redis.call('ZREM', P .. 'waiting', sid)
-for _, id in ipairs(ops) do
-  redis.call('ZREM', P .. 'available', id)
-  op_state(id, 'ringing', ARGV[2], 'call', sid, 'offer', token)
-end
-if ARGV[4] == '1' then table.insert(ops, 'supervisor') end
-redis.call('HSET', call_key(sid), 'state', 'offered', 'operators', table.concat(ops, ','))
-redis.call('ZADD', P .. 'offers', ARGV[3], sid .. '|' .. token)
-local seq = redis.call('INCR', P .. 'claims')
-journal(sid, 'offered', token, table.concat(ops, ','), seq, ARGV[2])
-return {sid, token, table.concat(ops, ','), seq}
-"""
-)
-
-_EXTEND = (
-    _LIB
-    + """
--- ARGV: sid, token, deadline. The operator's phone answered: give the whisper time.
+-- ARGV: sid, now, deadline, stage, extra targets (csv). Escalate a call: raise its stage, add
+-- phones to every round, and ring everyone now (a new round, or added to the one ringing).
 local key = call_key(ARGV[1])
-if redis.call('HGET', key, 'state') ~= 'offered' or redis.call('HGET', key, 'offer') ~= ARGV[2] then
+local state = redis.call('HGET', key, 'state')
+if state ~= 'waiting' and state ~= 'offered' then return nil end
+local rank = {[''] = 0, escalated = 1, duty = 2}
+if rank[ARGV[4]] > rank[redis.call('HGET', key, 'stage') or ''] then
+  redis.call('HSET', key, 'stage', ARGV[4])
+end
+local extra = split(redis.call('HGET', key, 'extra'))
+local known = {}
+for _, t in ipairs(extra) do known[t] = true end
+for _, t in ipairs(split(ARGV[5])) do
+  if not known[t] then table.insert(extra, t); known[t] = true end
+end
+redis.call('HSET', key, 'extra', table.concat(extra, ','))
+if state == 'waiting' then
+  local targets = everyone(ARGV[1])
+  if #targets == 0 then return nil end
+  return start_offer(ARGV[1], targets, 'all', ARGV[2], ARGV[3])
+end
+local token = redis.call('HGET', key, 'offer')
+local lk = legs_key(ARGV[1], token)
+local targets = split(redis.call('HGET', key, 'targets'))
+local added = {}
+for _, t in ipairs(everyone(ARGV[1])) do
+  if redis.call('HEXISTS', lk, t) == 0 then
+    redis.call('HSET', lk, t, 'placing')
+    local id = op_of(t)
+    if id then ringing(id, ARGV[1], token, ARGV[2]) end
+    table.insert(targets, t)
+    table.insert(added, t)
+  end
+end
+redis.call('HSET', key, 'targets', table.concat(targets, ','), 'ring', 'all')
+set_deadline(ARGV[1] .. '|' .. token, ARGV[3])
+if #added == 0 then return {ARGV[1], token, '', 0} end
+local seq = redis.call('INCR', P .. 'claims')
+journal(ARGV[1], 'widened', token, table.concat(added, ','), seq, ARGV[2])
+return {ARGV[1], token, table.concat(added, ','), seq}
+"""
+)
+
+_LEG_PLACED = (
+    _LIB
+    + """
+-- ARGV: sid, token, target, leg sid. 1 while the leg is still wanted, else 0 (end it).
+local lk = legs_key(ARGV[1], ARGV[2])
+redis.call('HSET', lk, 'sid:' .. ARGV[3], ARGV[4])
+if redis.call('HGET', lk, ARGV[3]) == 'placing' then
+  redis.call('HSET', lk, ARGV[3], 'ringing')
+  return 1
+end
+local s = redis.call('HGET', lk, ARGV[3])
+if s == 'ringing' or s == 'answered' then return 1 end
+return 0
+"""
+)
+
+_LEG_ANSWERED = (
+    _LIB
+    + """
+-- ARGV: sid, token, target, deadline, leg sid. A person picked up: the offer lives on while
+-- they hear the whisper (one clock for both).
+local key = call_key(ARGV[1])
+local lk = legs_key(ARGV[1], ARGV[2])
+local s = redis.call('HGET', lk, ARGV[3])
+if redis.call('HGET', key, 'state') ~= 'offered' or redis.call('HGET', key, 'offer') ~= ARGV[2]
+   or (s ~= 'placing' and s ~= 'ringing' and s ~= 'answered') then
   return 0
 end
-redis.call('ZADD', P .. 'offers', ARGV[3], ARGV[1] .. '|' .. ARGV[2])
+redis.call('HSET', lk, ARGV[3], 'answered', 'sid:' .. ARGV[3], ARGV[5])
+set_deadline(ARGV[1] .. '|' .. ARGV[2], ARGV[4])
 return 1
 """
 )
@@ -210,108 +379,163 @@ return 1
 _ACCEPT = (
     _LIB
     + """
--- ARGV: sid, token, operator, now. First acceptance of a live offer wins.
+-- ARGV: sid, token, target, now, deadline. The first person to press 1 wins; everyone else
+-- is freed and their legs are returned to be ended. ``deadline``: the caller must be bridged
+-- by then, or the call goes back in line.
 local key = call_key(ARGV[1])
-if redis.call('HGET', key, 'state') ~= 'offered' or redis.call('HGET', key, 'offer') ~= ARGV[2] then
-  return 0
+local lk = legs_key(ARGV[1], ARGV[2])
+if redis.call('HGET', key, 'state') ~= 'offered' or redis.call('HGET', key, 'offer') ~= ARGV[2]
+   or redis.call('HGET', lk, ARGV[3]) ~= 'answered' then
+  return {0, ''}
 end
-local offered = split(redis.call('HGET', key, 'operators'))
-local found = false
-for _, id in ipairs(offered) do if id == ARGV[3] then found = true end end
-if not found then return 0 end
-redis.call('HSET', key, 'state', 'connected', 'operators', ARGV[3], 'answered', ARGV[4])
+local others = end_legs(ARGV[1], ARGV[2], ARGV[4], ARGV[3])
+redis.call('HSET', lk, ARGV[3], 'accepted')
+redis.call('HSET', key, 'state', 'accepted', 'accepted', ARGV[3], 'answered', ARGV[4])
+redis.call('ZADD', P .. 'offers', ARGV[5], ARGV[1] .. '|' .. ARGV[2])
+local id = op_of(ARGV[3])
+if id then op_state(id, 'on_call', ARGV[4], 'misses', 0, 'call', ARGV[1], 'offer', ARGV[2]) end
+return {1, table.concat(others, ',')}
+"""
+)
+
+_BRIDGED = (
+    _LIB
+    + """
+-- ARGV: sid, token, now. The caller reached the person who pressed 1.
+local key = call_key(ARGV[1])
+local state = redis.call('HGET', key, 'state')
+if redis.call('HGET', key, 'offer') ~= ARGV[2] then return 0 end
+if state == 'connected' then return 1 end
+if state ~= 'accepted' then return 0 end
+redis.call('HSET', key, 'state', 'connected', 'connected_at', ARGV[3])
 redis.call('ZREM', P .. 'offers', ARGV[1] .. '|' .. ARGV[2])
-for _, id in ipairs(offered) do
-  if id == ARGV[3] then
-    if id ~= 'supervisor' then op_state(id, 'on_call', ARGV[4], 'misses', 0) end
-  elseif redis.call('HGET', op_key(id), 'offer') == ARGV[2]
-         and redis.call('HGET', op_key(id), 'call') == ARGV[1] then
-    make_available(id, ARGV[4], redis.call('HGET', op_key(id), 'idle_since') or ARGV[4])
-  end
-end
 return 1
 """
 )
 
-_RELEASE = (
+_END_CONNECTED = """
+local function end_connected(sid, now, wrapup_due)
+  local key = call_key(sid)
+  local target = redis.call('HGET', key, 'accepted') or ''
+  redis.call('HSET', key, 'state', 'done', 'ended', now)
+  local id = op_of(target)
+  if id and redis.call('HGET', op_key(id), 'state') == 'on_call' then
+    op_state(id, 'wrap_up', now, 'call', '', 'offer', '')
+    redis.call('ZADD', P .. 'timers', wrapup_due, 'wrapup|' .. id)
+  end
+  return target
+end
+"""
+
+_LEG_ENDED = (
     _LIB
+    + _END_CONNECTED
     + """
--- ARGV: sid, token, now, miss (0/1), max_misses.
--- An offer that failed (no answer, refused, busy, expired): the call goes back to its place
--- in the queue and its operators are free again (after a miss, at the back of the line).
-local key = call_key(ARGV[1])
+-- ARGV: sid, token, target, now, miss (0/1), max_misses, wrapup_due.
+local sid, token, target, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local key = call_key(sid)
 local state = redis.call('HGET', key, 'state')
-if (state ~= 'offered' and state ~= 'gone') or redis.call('HGET', key, 'offer') ~= ARGV[2] then
-  return {0, state or ''}
+local lk = legs_key(sid, token)
+local s = redis.call('HGET', lk, target)
+if redis.call('HGET', key, 'offer') == token and redis.call('HGET', key, 'accepted') == target
+   and (state == 'accepted' or state == 'connected') then
+  redis.call('HSET', lk, target, 'ended')
+  if state == 'connected' then
+    return {'ended', '', '', end_connected(sid, now, ARGV[7])}
+  end
+  -- Pressed 1, then gone before the caller was bridged: the caller waits again.
+  redis.call('ZREM', P .. 'offers', sid .. '|' .. token)
+  back_in_line(sid)
+  local id = op_of(target)
+  if id and redis.call('HGET', op_key(id), 'call') == sid then
+    make_available(id, now, now)
+  end
+  return {'requeued', '', redis.call('HGET', key, 'stage') or '', target}
 end
-local offered = split(redis.call('HGET', key, 'operators'))
-redis.call('ZREM', P .. 'offers', ARGV[1] .. '|' .. ARGV[2])
-if state == 'offered' then
-  redis.call('HSET', key, 'state', 'waiting', 'operators', '')
-  redis.call('ZADD', P .. 'waiting', redis.call('HGET', key, 'score'), ARGV[1])
-end
-local away = {}
-for _, id in ipairs(offered) do
-  local k = op_key(id)
-  if redis.call('HGET', k, 'offer') == ARGV[2] and redis.call('HGET', k, 'call') == ARGV[1] then
-    local idle = redis.call('HGET', k, 'idle_since') or ARGV[3]
-    if ARGV[4] == '1' and #offered == 1 then
-      local misses = redis.call('HINCRBY', k, 'misses', 1)
-      if misses >= tonumber(ARGV[5]) then
-        op_state(id, 'away', ARGV[3], 'call', '', 'offer', '')
-        table.insert(away, id)
-      else
-        make_available(id, ARGV[3], ARGV[3])
-      end
+if not s or s == 'ended' or s == 'accepted' then return {'stale'} end
+redis.call('HSET', lk, target, 'ended')
+if state ~= 'offered' or redis.call('HGET', key, 'offer') ~= token then return {'stale'} end
+local targets = split(redis.call('HGET', key, 'targets'))
+local single = #targets == 1 and redis.call('HGET', key, 'ring') == 'single'
+local away = ''
+local id = op_of(target)
+if id and redis.call('HGET', op_key(id), 'call') == sid
+   and redis.call('HGET', op_key(id), 'offer') == token then
+  if single and ARGV[5] == '1' then
+    local misses = redis.call('HINCRBY', op_key(id), 'misses', 1)
+    if misses >= tonumber(ARGV[6]) then
+      op_state(id, 'away', now, 'call', '', 'offer', '')
+      away = id
     else
-      make_available(id, ARGV[3], idle)
+      make_available(id, now, now)
     end
+  else
+    make_available(id, now, redis.call('HGET', op_key(id), 'idle_since') or now)
   end
 end
-return {1, state, table.concat(offered, ','), table.concat(away, ',')}
+for _, t in ipairs(targets) do
+  if redis.call('HGET', lk, t) ~= 'ended' then return {'partial', away, '', ''} end
+end
+redis.call('ZREM', P .. 'offers', sid .. '|' .. token)
+back_in_line(sid)
+return {'released', away, redis.call('HGET', key, 'stage') or '', ''}
+"""
+)
+
+_EXPIRE = (
+    _LIB
+    + """
+-- ARGV: sid, token, now. An offer past its deadline (nobody pressed 1 in time, the caller was
+-- never bridged, or a worker died): back in line, nobody's miss; returns the legs to end.
+local key = call_key(ARGV[1])
+local state = redis.call('HGET', key, 'state')
+redis.call('ZREM', P .. 'offers', ARGV[1] .. '|' .. ARGV[2])
+if (state ~= 'offered' and state ~= 'accepted') or redis.call('HGET', key, 'offer') ~= ARGV[2] then
+  return {0, '', ''}
+end
+local legs = end_legs(ARGV[1], ARGV[2], ARGV[3], '')
+back_in_line(ARGV[1])
+return {1, table.concat(legs, ','), redis.call('HGET', key, 'stage') or ''}
 """
 )
 
 _GONE = (
     _LIB
     + """
--- ARGV: sid, now. The caller hung up: leave the queue, free anyone ringing for the call.
+-- ARGV: sid, now, gone/left. The caller hung up before a person took the call (``gone``) or
+-- left the line for a direct dial of the duty phones (``left``): leave the line, free
+-- everyone ringing for it, return their legs to end; a gone SOS call arms the abandoned timer.
 local key = call_key(ARGV[1])
 local state = redis.call('HGET', key, 'state')
-if not state or state == 'gone' or state == 'done' or state == 'connected' then
-  return {state or ''}
+if state ~= 'waiting' and state ~= 'offered' and state ~= 'accepted' then
+  return {state or '', '', ''}
 end
 redis.call('ZREM', P .. 'waiting', ARGV[1])
-redis.call('HSET', key, 'state', 'gone')
-local freed = {}
-if state == 'offered' then
+local freed, legs = {}, {}
+if state ~= 'waiting' then
   local token = redis.call('HGET', key, 'offer')
   redis.call('ZREM', P .. 'offers', ARGV[1] .. '|' .. token)
-  for _, id in ipairs(split(redis.call('HGET', key, 'operators'))) do
-    local k = op_key(id)
-    if redis.call('HGET', k, 'offer') == token and redis.call('HGET', k, 'call') == ARGV[1] then
-      make_available(id, ARGV[2], redis.call('HGET', k, 'idle_since') or ARGV[2])
-      table.insert(freed, id)
-    end
+  for _, t in ipairs(split(redis.call('HGET', key, 'targets'))) do
+    local id = op_of(t)
+    if id and redis.call('HGET', op_key(id), 'call') == ARGV[1] then table.insert(freed, id) end
   end
+  legs = end_legs(ARGV[1], token, ARGV[2], '')
 end
-return {state, table.concat(freed, ',')}
+redis.call('HSET', key, 'state', ARGV[3], 'ended', ARGV[2])
+if ARGV[3] == 'gone' and redis.call('HGET', key, 'queue') == 'sos' then
+  redis.call('ZADD', P .. 'timers', ARGV[2], 'abandoned|' .. ARGV[1])
+end
+return {state, table.concat(freed, ','), table.concat(legs, ',')}
 """
 )
 
 _END = (
     _LIB
+    + _END_CONNECTED
     + """
--- ARGV: sid, now, wrapup_due. A connected call ended: its operator wraps up.
-local key = call_key(ARGV[1])
-if redis.call('HGET', key, 'state') ~= 'connected' then return '' end
-local id = redis.call('HGET', key, 'operators')
-redis.call('HSET', key, 'state', 'done', 'ended', ARGV[2])
-if redis.call('HGET', op_key(id), 'state') == 'on_call' then
-  op_state(id, 'wrap_up', ARGV[2], 'call', '', 'offer', '')
-  redis.call('ZADD', P .. 'timers', ARGV[3], 'wrapup|' .. id)
-end
-return id
+-- ARGV: sid, now, wrapup_due. A connected call ended: the person who took it wraps up.
+if redis.call('HGET', call_key(ARGV[1]), 'state') ~= 'connected' then return '' end
+return end_connected(ARGV[1], ARGV[2], ARGV[3])
 """
 )
 
@@ -319,11 +543,15 @@ _SET_STATE = (
     _LIB
     + """
 -- ARGV: id, state, now, expected old state ('' for any). Manual presence: an operator who is
--- ringing or on a call keeps that state (the switchboard ends it).
+-- ringing or on a call keeps that state (the switchboard ends it); a deactivated operator is
+-- never made available.
 local k = op_key(ARGV[1])
 if redis.call('EXISTS', k) == 0 then return {'', 'unknown'} end
 local old = redis.call('HGET', k, 'state') or 'offline'
 if ARGV[4] ~= '' and old ~= ARGV[4] then return {old, 'changed'} end
+if ARGV[2] == 'available' and redis.call('HGET', k, 'active') == '0' then
+  return {old, 'inactive'}
+end
 if old == ARGV[2] then return {old, 'same'} end
 if old == 'ringing' or old == 'on_call' then return {old, 'busy'} end
 if ARGV[2] == 'available' then
@@ -358,10 +586,13 @@ class Switchboard:
             for name, source in (
                 ("add", _ADD_CALL),
                 ("claim", _CLAIM),
-                ("claim_all", _CLAIM_ALL),
-                ("extend", _EXTEND),
+                ("widen", _WIDEN),
+                ("leg_placed", _LEG_PLACED),
+                ("leg_answered", _LEG_ANSWERED),
                 ("accept", _ACCEPT),
-                ("release", _RELEASE),
+                ("bridged", _BRIDGED),
+                ("leg_ended", _LEG_ENDED),
+                ("expire", _EXPIRE),
                 ("gone", _GONE),
                 ("end", _END),
                 ("set_state", _SET_STATE),
@@ -379,23 +610,39 @@ class Switchboard:
     # -- operators ------------------------------------------------------------------------
 
     def register_operator(
-        self, op_id: str, *, name: str, phone: str, skills: Iterable[str]
+        self, op_id: str, *, name: str, phone: str, skills: Iterable[str], active: bool = True
     ) -> None:
-        """Make an operator known (or update their phone and skills); presence is kept."""
+        """Make an operator known (or update their phone, skills and whether they are active).
+
+        Presence is kept, except that a deactivated operator leaves the available line at once
+        and is never made available again.
+        """
         skill_list = "," + ",".join(sorted(skills)) + ","
         key = f"{PREFIX}op:{op_id}"
         pipe = self.redis.pipeline()
-        pipe.hset(key, mapping={"id": op_id, "name": name, "phone": phone, "skills": skill_list})
+        pipe.hset(
+            key,
+            mapping={
+                "id": op_id,
+                "name": name,
+                "phone": phone,
+                "skills": skill_list,
+                "active": int(active),
+            },
+        )
         pipe.hsetnx(key, "state", OperatorState.OFFLINE.value)
         pipe.sadd(OPERATORS, op_id)
         pipe.execute()
+        if not active:
+            self.set_state(op_id, OperatorState.OFFLINE)
 
     def set_state(
         self, op_id: str, state: OperatorState, *, expected: OperatorState | None = None
     ) -> tuple[str, str]:
-        """Change an operator's presence; returns (old state, ok/same/busy/changed/unknown).
+        """Change an operator's presence; returns (old state, result).
 
-        With ``expected``, only change it if the operator is still in that state.
+        Results: ok, same, busy (ringing or on a call), changed (not in ``expected``),
+        inactive (a deactivated operator cannot be made available), unknown.
         """
         want = expected.value if expected else ""
         old, result = self._run("set_state", op_id, state.value, self.now(), want)
@@ -430,6 +677,11 @@ class Switchboard:
         ids = sorted(_text(i) for i in self.redis.smembers(OPERATORS))
         return [self.operator(op_id) for op_id in ids]
 
+    def available_with(self, skill: str) -> int:
+        """How many available operators have ``skill``."""
+        ids = [_text(i) for i in self.redis.zrange(AVAILABLE, 0, -1)]
+        return sum(1 for i in ids if f",{skill}," in self.operator(i).get("skills", ""))
+
     # -- calls ----------------------------------------------------------------------------
 
     def add_call(
@@ -442,10 +694,13 @@ class Switchboard:
         dialect: str,
         since_ms: int,
         origin: str = "",
+        caller: str = "",
+        line: str = "",
     ) -> tuple[bool, int]:
         """Put a call in the waiting line; returns (new?, 1-based position).
 
-        ``origin`` names the SOS call a callback leg belongs to.
+        ``origin`` names the SOS call a callback leg belongs to; ``caller`` and ``line`` are
+        the numbers a callback needs, kept here so it never depends on the database.
         """
         score = int(priority) * BAND + since_ms
         added, position = self._run(
@@ -459,12 +714,18 @@ class Switchboard:
             self.now(),
             score,
             origin,
+            caller,
+            line,
         )
         return bool(added), int(position)
 
     def call(self, sid: str) -> dict[str, str]:
         """One call's hash (empty when unknown)."""
         return _decode(self.redis.hgetall(f"{PREFIX}call:{sid}"))
+
+    def legs(self, sid: str, token: int | str) -> dict[str, str]:
+        """The legs of one offer: target -> state, and ``sid:<target>`` -> leg CallSid."""
+        return _decode(self.redis.hgetall(f"{PREFIX}legs:{sid}:{token}"))
 
     def position(self, sid: str) -> int | None:
         """1-based position of a waiting call."""
@@ -476,52 +737,74 @@ class Switchboard:
         return [_text(s) for s in self.redis.zrange(WAITING, 0, -1)]
 
     def claim(self, ring_ms: int) -> Offer | None:
-        """Offer the head of the line to the best available operator (atomically)."""
+        """Offer the head of the line to available operators (one, or all when escalated)."""
         now = self.now()
-        result = self._run("claim", now, now + ring_ms)
-        if not result:
-            return None
-        sid, token, op_id, seq = result
-        return Offer(_text(sid), int(token), (_text(op_id),), int(seq))
+        return _offer(self._run("claim", now, now + ring_ms))
 
-    def claim_all(self, sid: str, ring_ms: int, *, supervisors: bool) -> Offer | None:
-        """Offer a waiting call to every available operator (and supervisors) at once."""
+    def widen(self, sid: str, stage: Stage, extra: Iterable[str], ring_ms: int) -> Offer | None:
+        """Escalate a waiting or ringing call to ``stage`` with ``extra`` targets in every round.
+
+        Returns the targets to ring now (added to the offer ringing, or a new round).
+        """
         now = self.now()
-        result = self._run("claim_all", sid, now, now + ring_ms, int(supervisors))
-        if not result:
-            return None
-        sid_, token, ops, seq = result
-        return Offer(_text(sid_), int(token), tuple(_text(ops).split(",")), int(seq))
+        result = self._run("widen", sid, now, now + ring_ms, stage.value, ",".join(extra))
+        return _offer(result)
 
-    def extend(self, sid: str, token: int, extra_ms: int) -> bool:
-        """The offered phone answered: keep the offer alive while the operator hears the whisper."""
-        return bool(self._run("extend", sid, token, self.now() + extra_ms))
+    def leg_placed(self, sid: str, token: int, target: str, leg_sid: str) -> bool:
+        """The leg to ``target`` was created; False when it is no longer wanted (end it)."""
+        return bool(self._run("leg_placed", sid, token, target, leg_sid))
 
-    def accept(self, sid: str, token: int, op_id: str) -> bool:
-        """The operator pressed 1: connect them, unless someone else already accepted."""
-        return bool(self._run("accept", sid, token, op_id, self.now()))
+    def leg_answered(
+        self, sid: str, token: int, target: str, leg_sid: str, whisper_ms: int
+    ) -> bool:
+        """A person answered the leg: keep the offer alive through the whisper."""
+        deadline = self.now() + whisper_ms
+        return bool(self._run("leg_answered", sid, token, target, deadline, leg_sid))
 
-    def release(self, sid: str, token: int, *, miss: bool, max_misses: int) -> Release:
-        """An offer failed: the call goes back in line and its operators are freed."""
-        result = self._run("release", sid, token, self.now(), int(miss), max_misses)
-        if not result[0]:
-            return Release(False, _text(result[1]))
-        ops = tuple(o for o in _text(result[2]).split(",") if o)
-        away = tuple(o for o in _text(result[3]).split(",") if o)
-        return Release(True, _text(result[1]), ops, away)
+    def accept(
+        self, sid: str, token: int, target: str, bridge_ms: int = 30_000
+    ) -> tuple[str, ...] | None:
+        """The person at ``target`` pressed 1: theirs unless someone was first.
 
-    def gone(self, sid: str) -> tuple[str, tuple[str, ...]]:
-        """The caller hung up; returns (the state the call was in, operators freed)."""
-        result = self._run("gone", sid, self.now())
-        state = _text(result[0])
-        freed = tuple(o for o in _text(result[1]).split(",") if o) if len(result) > 1 else ()
-        return state, freed
+        Returns the other legs' CallSids to end, or None when the call is not theirs.
+        """
+        now = self.now()
+        won, others = self._run("accept", sid, token, target, now, now + bridge_ms)
+        return _csv(others) if won else None
+
+    def bridged(self, sid: str, token: int) -> bool:
+        """The caller reached the person who accepted."""
+        return bool(self._run("bridged", sid, token, self.now()))
+
+    def leg_ended(
+        self, sid: str, token: int, target: str, *, miss: bool, max_misses: int, wrapup_ms: int
+    ) -> LegEnd:
+        """A leg ended (status callback)."""
+        now = self.now()
+        result = [
+            _text(r)
+            for r in self._run(
+                "leg_ended", sid, token, target, now, int(miss), max_misses, now + wrapup_ms
+            )
+        ]
+        result += [""] * (4 - len(result))
+        return LegEnd(result[0], _csv(result[1]), result[2], result[3])
+
+    def expire(self, sid: str, token: int) -> tuple[bool, tuple[str, ...], str]:
+        """Take back an offer past its deadline: (applied, legs to end, stage)."""
+        applied, legs, stage = self._run("expire", sid, token, self.now())
+        return bool(applied), _csv(legs), _text(stage)
+
+    def gone(self, sid: str, *, left: bool = False) -> Gone:
+        """The caller hung up before a person took the call (or ``left`` for the duty dial)."""
+        state, freed, legs = self._run("gone", sid, self.now(), "left" if left else "gone")
+        return Gone(_text(state), _csv(freed), _csv(legs))
 
     def end(self, sid: str, wrapup_ms: int) -> str | None:
-        """A connected call ended; its operator goes to wrap-up. Returns the operator id."""
+        """A connected call ended; returns the target who took it (an operator wraps up)."""
         now = self.now()
-        op_id = _text(self._run("end", sid, now, now + wrapup_ms))
-        return op_id or None
+        target = _text(self._run("end", sid, now, now + wrapup_ms))
+        return target or None
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -534,13 +817,24 @@ class Switchboard:
         return [_text(m) for m in self._run("due", self.now(), limit, keys=[TIMERS])]
 
     def expired_offers(self, limit: int = 100) -> list[tuple[str, int]]:
-        """Offers whose deadline passed without an answer (the phone or a worker was lost)."""
+        """Offers whose deadline passed (nobody pressed 1, or the caller was never bridged)."""
         members = self.redis.zrangebyscore(OFFERS, "-inf", self.now(), start=0, num=limit)
         out = []
         for member in members:
             sid, _, token = _text(member).rpartition("|")
             out.append((sid, int(token)))
         return out
+
+
+def _offer(result: Any) -> Offer | None:
+    if not result:
+        return None
+    sid, token, targets, seq = result
+    return Offer(_text(sid), int(token), _csv(targets), int(seq))
+
+
+def _csv(value: Any) -> tuple[str, ...]:
+    return tuple(part for part in _text(value).split(",") if part)
 
 
 def _text(value: Any) -> str:

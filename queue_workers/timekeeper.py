@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from data import calls
 from data.db import isoformat
-from queue_workers import jobs
+from queue_workers import jobs, offers, record
 from queue_workers.context import Context
 from queue_workers.switchboard import (
     AVAILABLE,
@@ -28,35 +28,43 @@ log = logging.getLogger(__name__)
 DISPATCH_NUDGE = "cc:dispatch-nudge"
 LEDGER_SWEEP = "cc:ledger-sweep"
 LEDGER_SWEEP_MS = 30_000
+# Set by every tick: while it lives, the wait loop leaves the duty stage to the workers.
+HEARTBEAT = "cc:heartbeat"
+
+
+def heartbeat_ms(ctx: Context) -> int:
+    """How long a tick's heartbeat lasts: several ticks, at least five seconds."""
+    return max(5000, int(ctx.settings.timekeeper_tick_seconds * 20_000))
 
 
 def tick(ctx: Context) -> None:
     """One round: expired offers, due timers, a dispatch nudge, presence history."""
     board = ctx.board
+    ctx.redis.set(HEARTBEAT, board.now(), px=heartbeat_ms(ctx))
     for sid, token in board.expired_offers():
-        released = board.release(
-            sid, token, miss=False, max_misses=ctx.settings.operator_max_misses
-        )
-        if released.applied:
-            jobs.event(
-                ctx, sid, "offer_expired", {"offer": token, "operators": list(released.operators)}
-            )
-            ctx.enqueue(Priority.SOS, jobs.dispatch)
+        applied, legs, stage = board.expire(sid, token)
+        if applied:
+            record.event(ctx, sid, "offer_expired", {"offer": token})
+            if legs:
+                ctx.enqueue(Priority.SOS, offers.end_legs, list(legs))
+            offers.after_round(ctx, sid, "released", stage)
     for member in board.due_timers():
         kind, _, arg = member.partition("|")
         if kind == "wrapup":
             _, result = board.set_state(
                 arg, OperatorState.AVAILABLE, expected=OperatorState.WRAP_UP
             )
+            if result == "inactive":  # deactivated during the call: never back in line
+                board.set_state(arg, OperatorState.OFFLINE, expected=OperatorState.WRAP_UP)
             if result == "ok":
-                ctx.enqueue(Priority.SOS, jobs.dispatch)
+                ctx.enqueue(Priority.SOS, offers.dispatch)
         else:
             ctx.enqueue(Priority.SOS, jobs.fire_timer, member)
     # A safety net for dispatch jobs lost with a killed worker: if calls wait while operators
     # are free, make sure a dispatch is on its way (at most one nudge a second).
     needed = ctx.redis.zcard(WAITING) and ctx.redis.zcard(AVAILABLE)
     if needed and ctx.redis.set(DISPATCH_NUDGE, 1, nx=True, px=1000):
-        ctx.enqueue(Priority.SOS, jobs.dispatch)
+        ctx.enqueue(Priority.SOS, offers.dispatch)
     store_presence(ctx)
     store_journal(ctx)
     if ctx.redis.set(LEDGER_SWEEP, 1, nx=True, px=LEDGER_SWEEP_MS):
@@ -90,7 +98,8 @@ def store_journal(ctx: Context) -> int:
             "seq": int(f["seq"]),
         }
         at = isoformat(datetime.fromtimestamp(int(f["at"]) / 1000, UTC))
-        rows.append((f["sid"], f["kind"], detail, f"{f['kind']}:{f['sid']}:{f['offer']}", at))
+        key = f"{f['kind']}:{f['sid']}:{f['offer']}:{f['seq']}"
+        rows.append((f["sid"], f["kind"], detail, key, at))
     calls.add_events(ctx.db, rows)
     ctx.board.trim(JOURNAL, records[-1][0])
     return len(rows)

@@ -11,7 +11,10 @@ Besides the API it answers test hooks under ``/_standin/`` (no auth, never recor
 - ``POST calls`` (``CallSid``, ``From``, ``To``, ``AccountSid``, ``Status``): make an inbound
   call known, as Twilio knows the calls that reach its numbers;
 - ``GET calls/<sid>``: the call as the API shows it, plus ``redirects`` (every ``Url`` it
-  was updated with, oldest first); ``POST calls/<sid>`` (``Status``): move the call on.
+  was updated with, oldest first); ``POST calls/<sid>`` (``Status``): move the call on;
+- ``GET created``: every call placed through ``calls.create`` (outbound legs), oldest first,
+  with what the network needs to play it: ``url``, ``method``, ``status_callback``,
+  ``status_callback_method``, ``machine_detection``, ``timeout`` and the current ``status``.
 """
 
 from __future__ import annotations
@@ -118,6 +121,8 @@ class RestStandIn:
         self._requests: list[RecordedRequest] = []
         self._calls: dict[str, dict[str, Any]] = {}
         self._redirects: dict[str, list[str]] = {}
+        # sid -> how to play a call placed through calls.create (oldest first).
+        self._created: dict[str, dict[str, Any]] = {}
         self._messages: dict[str, dict[str, Any]] = {}
         self._failures: list[tuple[int, int | None]] = []
         self._hangs: list[float] = []
@@ -209,6 +214,18 @@ class RestStandIn:
         """Every URL the call was redirected to through the API, oldest first."""
         with self._lock:
             return list(self._redirects.get(sid, ()))
+
+    def created_calls(self) -> list[dict[str, Any]]:
+        """Every call placed through ``calls.create``, oldest first, with its current status.
+
+        Each has ``sid``, ``to``, ``from``, ``url``, ``method``, ``status_callback``,
+        ``status_callback_method``, ``machine_detection``, ``timeout`` and ``status``.
+        """
+        with self._lock:
+            return [
+                {**placed, "status": self._calls[sid]["status"]}
+                for sid, placed in self._created.items()
+            ]
 
     def add_inbound_call(
         self,
@@ -305,9 +322,21 @@ class RestStandIn:
             return twilio_error(400, 21205, "Url parameter is required")
         sid = new_sid("CA")
         call = _call_resource(sid, account, params["From"], params["To"], "queued", "outbound-api")
+        placed = {
+            "sid": sid,
+            "to": params["To"],
+            "from": params["From"],
+            "url": params.get("Url"),
+            "method": params.get("Method") or "POST",
+            "status_callback": params.get("StatusCallback"),
+            "status_callback_method": params.get("StatusCallbackMethod") or "POST",
+            "machine_detection": params.get("MachineDetection"),
+            "timeout": int(params.get("Timeout") or 60),
+        }
         with self._lock:
             self._calls[sid] = call
             self._redirects[sid] = []
+            self._created[sid] = placed
         return 201, dict(call)
 
     def _update_call(self, params: Params, account: str, sid: str) -> Reply:
@@ -412,6 +441,8 @@ class RestStandIn:
             return 200, {"hanging": True}
         if (method, name) == ("POST", "calls"):
             return self._add_call_hook(params)
+        if (method, name) == ("GET", "created"):
+            return 200, self.created_calls()
         match = _CALL_HOOK.match(name)
         if match is not None and method in ("GET", "POST"):
             return self._call_hook(method, match["sid"], params)
@@ -468,6 +499,10 @@ class StandInHooks:
     def set_call_status(self, sid: str, status: str) -> None:
         """Move the call on (``completed`` ends it)."""
         self._send("POST", f"calls/{sid}", {"Status": status})
+
+    def created_calls(self) -> list[dict[str, Any]]:
+        """Every call placed through ``calls.create``, oldest first (``GET /_standin/created``)."""
+        return self._send("GET", "created")
 
     def _send(self, method: str, name: str, data: Params | None = None) -> Any:
         """Raises ``requests.RequestException`` when the stand-in is unreachable or refuses."""

@@ -25,8 +25,8 @@ from ivr.embedded_redis import EmbeddedRedis, connect
 from ivr.settings import Settings
 from tests import twiml_check
 
-# live_server and browser_page (Playwright driving Debian's Chromium)
-pytest_plugins = ["tests.browser"]
+# live_server and browser_page (Playwright driving Debian's Chromium); centre (tests/centre.py)
+pytest_plugins = ["tests.browser", "tests.centre"]
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

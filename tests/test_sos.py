@@ -63,10 +63,22 @@ def test_duty_phones_are_rung_again_until_someone_answers(phone, db):
         assert again.has("Dial"), f"attempt {attempt} must ring the duty phones again"
         assert query(again.url("Dial"))["attempt"] == str(attempt + 1)
         action = again.url("Dial")
+    # A voicemail picks up: the whisper runs on it, nobody presses 1, the leg hangs up.
+    number = again.find("Dial/Number")
+    duty = phone("+8618612345678", number.text)
+    whisper = duty.post(number.attrib["url"], ParentCallSid=call.sid, Direction="outbound-dial")
+    assert "接听请按1" in whisper.said and whisper.has("Hangup")
+    again = call.post(action, DialCallStatus="completed", DialCallDuration="20")
+    assert again.has("Dial"), "a voicemail is no answer: the duty phones ring again"
+    action = again.url("Dial")
+    # A person answers and presses 1: connected, and the dial's end is the call's end.
+    accepted = duty.post(whisper.url("Gather"), Digits="1", ParentCallSid=call.sid)
+    assert accepted.root is not None and len(accepted.root) == 0, "empty: the parties connect"
     done = call.post(action, DialCallStatus="completed", DialCallDuration="95")
     assert done.has("Hangup")
     kinds = [e["kind"] for e in calls.events(db, call.sid)]
-    assert kinds.count("duty_dial_result") == 4
+    assert kinds.count("duty_dial_result") == 5
+    assert "accepted" in kinds
 
 
 @pytest.mark.parametrize("result", ["error", "system-error", "queue-full"])

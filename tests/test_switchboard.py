@@ -7,7 +7,14 @@ import threading
 
 import pytest
 
-from queue_workers.switchboard import PRESENCE, OperatorState, Priority, Switchboard
+from queue_workers.switchboard import (
+    PRESENCE,
+    TIMERS,
+    OperatorState,
+    Priority,
+    Stage,
+    Switchboard,
+)
 
 
 class Tick:
@@ -62,6 +69,18 @@ def test_adding_twice_keeps_one_place(board):
     assert add(board, "a") == (False, 1)
 
 
+def answered(board, offer, target):
+    """A person picked up the leg to ``target`` (the whisper plays)."""
+    assert board.leg_placed(offer.call_sid, offer.token, target, f"leg-{target}")
+    assert board.leg_answered(offer.call_sid, offer.token, target, f"leg-{target}", 45_000)
+
+
+def ended(board, offer, target, *, miss=True, max_misses=3):
+    return board.leg_ended(
+        offer.call_sid, offer.token, target, miss=miss, max_misses=max_misses, wrapup_ms=1000
+    )
+
+
 def test_claim_longest_idle_with_fitting_skill(board):
     operator(board, "svc", ("service",))
     operator(board, "s1")
@@ -81,26 +100,31 @@ def test_accept_is_first_wins_and_tokens_guard_everything(board):
     operator(board, "a")
     add(board, "c")
     offer = board.claim(20_000)
-    assert not board.accept("c", offer.token + 1, "a"), "an old or future token"
-    assert not board.accept("c", offer.token, "b"), "not offered to b"
-    assert board.accept("c", offer.token, "a")
-    assert not board.accept("c", offer.token, "a")
+    assert offer.targets == ("op:a",)
+    assert board.accept("c", offer.token, "op:a") is None, "not answered yet"
+    answered(board, offer, "op:a")
+    assert board.accept("c", offer.token + 1, "op:a") is None, "an old or future token"
+    assert board.accept("c", offer.token, "op:b") is None, "not offered to b"
+    assert board.accept("c", offer.token, "op:a") == ()
+    assert board.accept("c", offer.token, "op:a") is None
     assert board.operator("a")["state"] == "on_call"
-    assert not board.release("c", offer.token, miss=True, max_misses=3).applied
-    assert board.end("c", 30_000) == "a"
+    assert board.call("c")["state"] == "accepted"
+    assert board.bridged("c", offer.token)
+    assert ended(board, offer, "op:b").result == "stale"
+    assert board.end("c", 30_000) == "op:a"
     assert board.end("c", 30_000) is None
     assert board.operator("a")["state"] == "wrap_up"
 
 
-def test_release_puts_the_call_back_at_its_place_and_counts_misses(board):
+def test_a_missed_single_offer_puts_the_call_back_and_counts_the_miss(board):
     operator(board, "a")
     operator(board, "b")
     add(board, "first")
     add(board, "second")
     offer = board.claim(20_000)
     assert offer.call_sid == "first"
-    released = board.release("first", offer.token, miss=True, max_misses=2)
-    assert released.applied and released.operators == ("a",)
+    assert ended(board, offer, "op:a", max_misses=2).result == "released"
+    assert ended(board, offer, "op:a", max_misses=2).result == "stale", "a repeated callback"
     assert board.waiting() == ["first", "second"]
     assert board.operator("a")["misses"] == "1"
     # after a miss the operator goes to the back of the line
@@ -112,20 +136,114 @@ def test_max_misses_sets_away(board):
     for i in range(2):
         add(board, f"c{i}")
         offer = board.claim(20_000)
-        released = board.release(offer.call_sid, offer.token, miss=True, max_misses=2)
+        result = ended(board, offer, "op:a", max_misses=2)
         board.gone(offer.call_sid)
-    assert released.now_away == ("a",)
+    assert result.now_away == ("a",)
     assert board.operator("a")["state"] == "away"
 
 
-def test_gone_frees_the_ringing_operator(board):
+def test_gone_frees_the_ringing_operator_without_a_miss_and_arms_the_callback(board):
     operator(board, "a")
     add(board, "c")
-    board.claim(20_000)
-    assert board.gone("c") == ("offered", ("a",))
-    assert board.gone("c") == ("gone", ())
+    offer = board.claim(20_000)
+    board.leg_placed("c", offer.token, "op:a", "leg-a")
+    gone = board.gone("c")
+    assert (gone.state, gone.freed, gone.legs) == ("offered", ("a",), ("leg-a",))
+    assert board.gone("c").state == "gone"
     assert board.operator("a")["state"] == "available"
+    assert board.operator("a").get("misses", "0") == "0"
     assert board.waiting() == []
+    assert board.redis.zscore(TIMERS, "abandoned|c") is not None
+    assert ended(board, offer, "op:a").result == "stale", "the leg's own end changes nothing"
+
+
+def test_escalation_widens_a_ringing_single_offer_to_everyone(board):
+    operator(board, "a")
+    add(board, "c")
+    offer = board.claim(20_000)
+    for i in range(12):
+        operator(board, f"x{i}")
+    wide = board.widen("c", Stage.ESCALATED, ["sup:+8613700000009"], 20_000)
+    assert wide.token == offer.token, "the operator already ringing keeps ringing"
+    assert len(wide.targets) == 13 and "sup:+8613700000009" in wide.targets
+    assert "op:a" not in wide.targets
+    assert all(board.operator(f"x{i}")["state"] == "ringing" for i in range(12))
+    # the first miss of a ring-all is nobody's miss, and other legs still ring
+    assert ended(board, offer, "op:a", max_misses=1).result == "partial"
+    assert board.operator("a")["state"] == "available"
+    answered(board, wide, "op:x3")
+    assert board.accept("c", offer.token, "op:x3") == (), "no other leg was placed yet"
+    assert board.operator("x3")["state"] == "on_call"
+    assert all(board.operator(f"x{i}")["state"] == "available" for i in range(12) if i != 3)
+
+
+def test_accept_returns_the_other_legs_to_end(board):
+    operator(board, "a")
+    operator(board, "b")
+    add(board, "c")
+    wide = board.widen("c", Stage.ESCALATED, ["sup:+8613700000009"], 20_000)
+    for target in wide.targets:
+        board.leg_placed("c", wide.token, target, f"leg-{target}")
+    board.leg_answered("c", wide.token, "op:b", "leg-op:b", 45_000)
+    others = board.accept("c", wide.token, "op:b")
+    assert sorted(others) == ["leg-op:a", "leg-sup:+8613700000009"]
+    assert board.accept("c", wide.token, "sup:+8613700000009") is None
+
+
+def test_escalated_rounds_end_when_every_leg_ended_and_nobody_is_away(board):
+    operator(board, "a")
+    add(board, "c")
+    wide = board.widen("c", Stage.DUTY, ["duty:+8613900000001"], 20_000)
+    assert set(wide.targets) == {"op:a", "duty:+8613900000001"}
+    assert ended(board, wide, "op:a", max_misses=1).result == "partial"
+    last = ended(board, wide, "duty:+8613900000001", max_misses=1)
+    assert (last.result, last.stage) == ("released", "duty")
+    assert board.operator("a")["state"] == "available", "a ring-all round is nobody's miss"
+    # the next round rings everyone again, the duty phone included
+    again = board.widen("c", Stage.DUTY, [], 20_000)
+    assert again.token == wide.token + 1
+    assert set(again.targets) == {"op:a", "duty:+8613900000001"}
+    # and a dispatch claim of an escalated call is a ring-all too
+    board.gone("c")
+    board.set_state("a", OperatorState.AWAY)
+    add(board, "d")
+    assert board.widen("d", Stage.ESCALATED, [], 20_000) is None
+    assert board.call("d")["state"] == "waiting", "nobody to ring: the call waits"
+    operator(board, "b")
+    operator(board, "e")
+    assert set(board.claim(20_000).targets) == {"op:b", "op:e"}
+
+
+def test_a_leg_placed_after_the_offer_ended_is_not_wanted(board):
+    operator(board, "a")
+    add(board, "c")
+    offer = board.claim(20_000)
+    board.gone("c")
+    assert not board.leg_placed("c", offer.token, "op:a", "leg-a")
+
+
+def test_expiry_takes_back_an_offer_and_an_unbridged_acceptance(board):
+    operator(board, "a")
+    add(board, "c")
+    offer = board.claim(5_000)
+    answered(board, offer, "op:a")
+    board.accept("c", offer.token, "op:a", 5_000)
+    board.clock.now += 60
+    assert board.expired_offers() == [("c", offer.token)]
+    applied, legs, _ = board.expire("c", offer.token)
+    assert applied and legs == ("leg-op:a",)
+    assert board.waiting() == ["c"]
+    assert board.operator("a")["state"] == "available"
+    assert not board.bridged("c", offer.token)
+
+
+def test_deactivated_operator_is_never_made_available(board):
+    operator(board, "a")
+    board.register_operator("a", name="a", phone="+8613800000001", skills=("sos",), active=False)
+    assert board.operator("a")["state"] == "offline"
+    assert board.set_state("a", OperatorState.AVAILABLE)[1] == "inactive"
+    add(board, "c")
+    assert board.claim(20_000) is None
 
 
 def test_manual_state_cannot_interrupt_a_call(board):
@@ -154,7 +272,9 @@ def test_presence_stream_records_every_change(board):
     operator(board, "a")
     add(board, "c")
     offer = board.claim(20_000)
-    board.accept("c", offer.token, "a")
+    answered(board, offer, "op:a")
+    board.accept("c", offer.token, "op:a")
+    board.bridged("c", offer.token)
     board.end("c", 1000)
     states = [state for _, _, state, _ in board.presence_changes()]
     assert states == ["available", "ringing", "on_call", "wrap_up"]
@@ -196,14 +316,19 @@ def test_threads_hammering_never_double_book(redis_conn):
             with lock:  # forget before the script frees them, so no false alarm
                 del busy[op]
                 offered_calls.discard(offer.call_sid)
+            target = f"op:{op}"
             if answer:
-                assert mine.accept(offer.call_sid, offer.token, op)
+                assert mine.leg_answered(offer.call_sid, offer.token, target, "leg", 45_000)
+                assert mine.accept(offer.call_sid, offer.token, target) == ()
+                assert mine.bridged(offer.call_sid, offer.token)
                 mine.end(offer.call_sid, 0)
                 mine.set_state(op, OperatorState.AVAILABLE, expected=OperatorState.WRAP_UP)
                 with lock:
                     done.append(offer.call_sid)
             else:
-                mine.release(offer.call_sid, offer.token, miss=False, max_misses=99)
+                mine.leg_ended(
+                    offer.call_sid, offer.token, target, miss=False, max_misses=99, wrapup_ms=0
+                )
 
     threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
     for thread in threads:

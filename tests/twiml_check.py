@@ -17,6 +17,7 @@ ALLOWED_CHILDREN = {
     "Say": {"prosody", "break", "emphasis", "say-as", "p", "s", "lang", "phoneme", "sub", "w"},
     "prosody": set(),
     "Number": set(),
+    "Conference": set(),
     "Enqueue": set(),
     "Redirect": set(),
     "Play": set(),
@@ -26,6 +27,9 @@ ALLOWED_CHILDREN = {
 }  # fmt: skip
 WAIT_DOCUMENT_VERBS = {"Play", "Say", "Pause", "Redirect", "Leave", "Gather", "Hangup"}
 WHISPER_FORBIDDEN = {"Dial", "Enqueue"}
+# Twilio rings at most ten <Number>s from one <Dial> (and the first to pick up, a voicemail
+# too, wins): a ring-all must use legs of its own instead.
+MAX_DIAL_NUMBERS = 10
 URL_ATTRIBUTES = ("action", "url", "waitUrl", "statusCallback")
 
 
@@ -66,6 +70,10 @@ def check(
         for child in node:
             if child.tag not in allowed:
                 raise TwimlError(f"<{child.tag}> is not allowed inside <{node.tag}>")
+        if node.tag == "Dial" and len(node.findall("Number")) > MAX_DIAL_NUMBERS:
+            raise TwimlError(f"<Dial> with {len(node.findall('Number'))} <Number>s (max 10)")
+        if node.tag == "Dial" and node.find("Conference") is not None and len(node) > 1:
+            raise TwimlError("<Conference> must be the only noun of its <Dial>")
         if node.tag == "Gather":
             timeout = int(node.attrib.get("timeout", "5"))
             if timeout < 3:

@@ -33,6 +33,7 @@
       box.querySelector(".count").textContent = String(group.count);
       box.querySelector(".names").textContent = group.names.join("、");
     }
+    document.getElementById("open-alerts").textContent = String(data.alerts);
     document.getElementById("updated").textContent =
       "更新于 " + new Date().toLocaleTimeString("zh-CN", { hour12: false });
   }

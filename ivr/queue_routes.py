@@ -1,31 +1,33 @@
-"""Waiting for a person: queue wait loop, ringing operators, the whisper, duty phones, callbacks.
+"""Waiting for a person: into the line, the wait loop, the direct duty dial, callbacks.
 
-Callers wait in the provider's queue; the switchboard (Redis) decides who is offered which
-call, and workers redirect the waiting caller to ``/ivr/connect``. If Redis is unreachable
-the caller goes straight to the duty phones; if everything else fails, the wait loop itself
-leaves for the duty phones after ``SOS_FALLBACK_SECONDS``.
+Callers wait in the provider's queue; the switchboard (Redis) decides who is rung for which
+call and workers ring them on legs of their own (``ivr.leg_routes``). If Redis is unreachable
+the caller goes straight to the duty phones; if no worker is alive, the wait loop itself
+leaves for the duty phones after ``SOS_FALLBACK_SECONDS``. Either way a duty phone must press
+1 before the caller is connected.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, request
 from redis import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import hotline, operator, sos, waiting
 from callflows.waiting import Queue
 from data import calls, residents
+from data.db import isoformat
 from ivr import queueing
 from ivr.call import Call, arg_int, current_call, field, int_field
+from ivr.caller_card import caller_card
 from ivr.db import get_db
 from ivr.guard import protect, twiml
 from ivr.quota import LOCAL
-from queue_workers import jobs
+from queue_workers import callbacks, offers
 from queue_workers.switchboard import Priority
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ def send_to_sos(
             dialect=resident["dialect"] if resident else None,
             since_ms=arrived_ms or since,
             origin=origin,
+            caller=(field("To") if origin else call.caller) or "",
+            line=(field("From") if origin else call.number) or "",
         )
     except RedisError:
         log.exception("Redis unreachable: SOS call %s goes to the duty phones", call.sid)
@@ -113,7 +117,12 @@ def to_a_person() -> Response:
 
 @bp.post("/ivr/queue/wait")
 def queue_wait() -> Response:
-    """The wait loop: reassure, tell the position, leave for the duty phones in time."""
+    """The wait loop: reassure, tell the position, leave for the duty phones if need be.
+
+    An SOS caller stays in line while the workers are alive: they ring everyone, the duty
+    phones included, in rounds. Without Redis or a live worker the caller leaves for a direct
+    dial of the duty phones after ``SOS_FALLBACK_SECONDS``.
+    """
     call = current_call()
     queue = _queue_arg()
     since = arg_int("since")
@@ -122,20 +131,25 @@ def queue_wait() -> Response:
     waited = max(
         int_field("QueueTime"), (queueing.millis(call.now) - since) // 1000 if since else 0
     )
-    fallback = (
+    fallback: int | None = (
         call.settings.sos_fallback_seconds
         if queue is Queue.SOS
         else call.settings.service_fallback_seconds
     )
     position = int_field("QueuePosition")
-    with contextlib.suppress(RedisError):  # else the provider's own position will do
-        position = queueing.context().board.position(call.sid) or position
+    try:
+        board = queueing.context().board
+        position = board.position(call.sid) or position
+        if queue is Queue.SOS and queueing.workers_alive() and board.call(call.sid):
+            fallback = None
+    except RedisError:
+        pass  # the provider's own position will do, and the fallback stands
     return twiml(waiting.wait_music(queue, position, waited, fallback, call.style))
 
 
 @bp.post("/ivr/queue/exit")
 def queue_exit() -> Response:
-    """The caller left the queue: hung up, redirected to an operator, or time to ring duty."""
+    """The caller left the queue: hung up, redirected to a person, or time to ring duty."""
     call = current_call()
     result = field("QueueResult") or "error"
     queue = _queue_arg()
@@ -143,10 +157,11 @@ def queue_exit() -> Response:
         "queue_exit", {"queue": queue.value, "result": result, "queue_time": int_field("QueueTime")}
     )
     if result == "hangup":
-        _switchboard_safely(lambda ctx: jobs.caller_gone(ctx, call.sid, reason="hung_up_waiting"))
+        _switchboard_safely(lambda ctx: offers.caller_gone(ctx, call.sid, reason="hung_up_waiting"))
     elif result in waiting.STILL_WAITING_RESULTS:
-        # Nobody took the call in time: the duty phones now; no more operator offers.
-        _switchboard_safely(lambda ctx: ctx.board.gone(call.sid))
+        # Nobody took the call in time and no worker is there to ring the duty phones: dial
+        # them directly. The call stays in the switchboard, so hanging up still calls back.
+        _switchboard_safely(lambda ctx: _left_for_duty(ctx, call.sid))
         call.event("duty_dial", {"attempt": 1, "numbers": list(call.settings.duty_numbers)})
         call.safely(lambda: calls.set_outcome(call.db, call.sid, "duty"))
     return twiml(waiting.queue_exit(result, call.settings.duty_numbers, call.style, call.links))
@@ -154,126 +169,52 @@ def queue_exit() -> Response:
 
 @bp.post("/ivr/duty/result")
 def duty_result() -> Response:
-    """After ringing the duty phones: done if one answered, else ring them again."""
+    """After ringing the duty phones directly: done if one pressed 1, else ring them again."""
     call = current_call()
     attempt = max(1, arg_int("attempt", 1))
     dial_status = field("DialCallStatus") or "failed"
+    accepted = _duty_accepted(call.sid)
     call.event(
         "duty_dial_result",
-        {"attempt": attempt, "status": dial_status, "duration": int_field("DialCallDuration")},
+        {
+            "attempt": attempt,
+            "status": dial_status,
+            "accepted": accepted,
+            "duration": int_field("DialCallDuration"),
+        },
         dedup_key=f"duty:{call.sid}:{attempt}",
     )
     return twiml(
-        waiting.duty_result(
-            dial_status, call.settings.duty_numbers, attempt, call.style, call.links
-        )
+        waiting.duty_result(accepted, call.settings.duty_numbers, attempt, call.style, call.links)
     )
 
 
-# -- ringing operators --------------------------------------------------------------------
-
-
-@bp.post("/ivr/connect")
-def connect() -> Response:
-    """The caller, redirected by a worker: ring the operator(s) of the offer, with a whisper."""
+@bp.post("/ivr/duty/whisper")
+def duty_whisper() -> Response:
+    """A duty phone answered a direct dial: who is calling, and press 1 to take the call."""
     call = current_call()
-    sid, token = _offer_args(call)
-    ctx = queueing.context()
-    record = ctx.board.call(sid)
-    if record.get("state") != "offered" or record.get("offer") != str(token):
-        # The offer was taken back meanwhile: wait in line again.
-        return twiml(_back_in_line(call, record))
-    legs = []
-    for op_id in record["operators"].split(","):
-        if op_id == "supervisor":
-            legs += [operator.Leg(n, "supervisor") for n in call.settings.supervisor_numbers]
-        elif phone := ctx.board.operator(op_id).get("phone"):
-            legs.append(operator.Leg(phone, op_id))
-    call.event("ringing", {"offer": token, "operators": [leg.operator_id for leg in legs]})
-    return twiml(
-        operator.ring(
-            legs,
-            call_sid=sid,
-            token=token,
-            style=call.style,
-            links=call.links,
-            ring_seconds=call.settings.operator_ring_seconds,
-        )
-    )
+    sid = field("ParentCallSid")[:64]
+    record: dict[str, str] = {}
+    with contextlib.suppress(RedisError):
+        record = queueing.context().board.call(sid)
+    card = caller_card(sid, record, call.now.astimezone(LOCAL).date())
+    action = call.links("/ivr/duty/accept", call=sid)
+    return twiml(operator.whisper(card, action, call.style))
 
 
-@bp.post("/ivr/whisper")
-def whisper() -> Response:
-    """The operator's phone answered: who is calling, and press 1 to accept."""
+@bp.post("/ivr/duty/accept")
+def duty_accept() -> Response:
+    """The duty phone pressed a key: 1 connects the caller, anything else hangs up."""
     call = current_call()
-    sid, token = arg_text("call"), arg_int("offer")
-    op_id = arg_text("op")
-    ctx = queueing.context()
-    if not ctx.board.extend(sid, token, call.settings.whisper_seconds * 1000):
-        return twiml(operator.taken(call.style))
-    _log(call, sid, "operator_answered", {"operator": op_id, "offer": token})
-    card = _caller_card(sid, ctx.board.call(sid), call.now.astimezone(LOCAL).date())
-    return twiml(
-        operator.whisper(
-            card, call_sid=sid, token=token, operator_id=op_id, style=call.style, links=call.links
-        )
-    )
-
-
-@bp.post("/ivr/whisper/accept")
-def whisper_accept() -> Response:
-    """The operator pressed a key during the whisper: 1 takes the call (first one wins)."""
-    call = current_call()
-    sid, token, op_id = arg_text("call"), arg_int("offer"), arg_text("op")
-    digits = field("Digits")
-    if digits != "1":
-        _log(call, sid, "refused", {"operator": op_id, "offer": token, "digits": digits})
-        response = VoiceResponse()
-        response.hangup()
-        return twiml(response)
-    if not queueing.context().board.accept(sid, token, op_id):
-        return twiml(operator.taken(call.style))
-    _log(call, sid, "accepted", {"operator": op_id, "offer": token})
-    call.safely(lambda: calls.mark_answered(get_db(), sid, op_id, call.at))
-    return twiml(operator.bridge())
-
-
-@bp.post("/ivr/connect/result")
-def connect_result() -> Response:
-    """The operator dial ended: after a conversation, wrap-up; otherwise the next operator."""
-    call = current_call()
-    sid, token = _offer_args(call)
-    ctx = queueing.context()
-    record = ctx.board.call(sid)
-    dial_status = field("DialCallStatus") or "failed"
-    same_offer = record.get("offer") == str(token)
-    if same_offer and record.get("state") == "connected":
-        op_id = ctx.board.end(sid, call.settings.operator_wrapup_seconds * 1000)
-        call.event(
-            "completed",
-            {"operator": op_id, "duration": int_field("DialCallDuration")},
-            dedup_key=f"completed:{sid}:{token}",
-        )
-        response = VoiceResponse()
-        response.hangup()
-        return twiml(response)
-    if same_offer and record.get("state") == "offered":
-        released = ctx.board.release(
-            sid, token, miss=True, max_misses=call.settings.operator_max_misses
-        )
-        call.event(
-            "no_answer",
-            {"status": dial_status, "operators": list(released.operators), "offer": token},
-        )
-        for op_id in released.now_away:
-            call.event("operator_away", {"operator": op_id, "reason": "missed calls"})
-        ctx.enqueue(Priority.SOS, jobs.dispatch)
-    record = ctx.board.call(sid)
-    if record.get("state") in ("done", "gone"):
-        response = VoiceResponse()
-        response.hangup()
-        return twiml(response)
-    return twiml(_back_in_line(call, record))
+    sid = arg_text("call")
+    if field("Digits") != "1" or not sid:
+        log_for(call, sid, "refused", {"target": f"duty:{call.number}", "digits": field("Digits")})
+        return twiml(operator.machine())
+    with contextlib.suppress(RedisError):
+        queueing.context().redis.hset(f"cc:call:{sid}", "duty_accepted", call.number or "1")
+    log_for(call, sid, "accepted", {"target": f"duty:{call.number}"}, dedup=f"duty-accept:{sid}")
+    call.safely(lambda: calls.mark_answered(get_db(), sid, "duty", call.at))
+    return twiml(operator.bridge_direct())
 
 
 # -- calling back an SOS caller who hung up -----------------------------------------------
@@ -300,7 +241,7 @@ def callback_answer() -> Response:
             at=call.at,
         )
     )
-    _log(call, origin, "callback_answered", {"attempt": attempt, "callback_sid": call.sid})
+    log_for(call, origin, "callback_answered", {"attempt": attempt, "callback_sid": call.sid})
     call.event("callback_of", {"call": origin})
     arrived = None
     with contextlib.suppress(RedisError):  # send_to_sos finds out too, and rings duty phones
@@ -310,52 +251,88 @@ def callback_answer() -> Response:
 
 @bp.post("/ivr/callback/status")
 def callback_status() -> Response:
-    """The callback leg ended: unanswered means try again (or alert a supervisor)."""
+    """The callback leg ended: unanswered means try again (or alert a supervisor).
+
+    The next attempt is armed in Redis before anything is written to the database.
+    """
     call = current_call()
     origin = arg_text("call")
     attempt = arg_int("attempt", 1)
     status = field("CallStatus")
-    calls.apply_status(
-        call.db,
-        call_sid=call.sid,
-        status=status,
-        duration=int_field("CallDuration") if status == "completed" else None,
-        at=call.at,
-    )
     if status in FINAL_STATUSES - {"completed"}:
-        ctx = queueing.context()
-        _log(
+        callbacks.callback_ended(queueing.context(), origin, attempt)
+        log_for(
             call,
             origin,
             "callback_unanswered",
             {"attempt": attempt, "status": status},
             dedup=f"callback-status:{origin}:{attempt}",
         )
-        jobs.retry_callback(ctx, origin, attempt)
     elif status == "completed":
-        _switchboard_safely(lambda ctx: jobs.caller_gone(ctx, call.sid, reason="hung_up_waiting"))
+        _switchboard_safely(lambda ctx: _leg_over(ctx, call.sid))
+    call.safely(
+        lambda: calls.apply_status(
+            call.db,
+            call_sid=call.sid,
+            status=status,
+            duration=int_field("CallDuration") if status == "completed" else None,
+            at=call.at,
+        )
+    )
     return Response(status=204)
 
 
 def settle_final_status(call: Call, status: str) -> None:
     """A call ended (status callback): finish its conversation or count it as abandoned."""
-    if status not in FINAL_STATUSES:
-        return
+    if status in FINAL_STATUSES:
+        _switchboard_safely(lambda ctx: _leg_over(ctx, call.sid))
 
-    def settle(ctx: Any) -> None:
-        record = ctx.board.call(call.sid)
-        if record.get("state") == "connected":
-            op_id = ctx.board.end(call.sid, call.settings.operator_wrapup_seconds * 1000)
-            if op_id:
-                call.event(
-                    "completed",
-                    {"operator": op_id},
-                    dedup_key=f"completed:{call.sid}:{record.get('offer')}",
-                )
-        elif record.get("state") in ("waiting", "offered"):
-            jobs.caller_gone(ctx, call.sid, reason="hung_up")
 
-    _switchboard_safely(settle)
+def _leg_over(ctx: Any, sid: str) -> None:
+    """The caller's leg ended: end the conversation, or it hung up before a person took it."""
+    record = ctx.board.call(sid)
+    state = record.get("state")
+    if state == "connected":
+        target = ctx.board.end(sid, ctx.settings.operator_wrapup_seconds * 1000)
+        if target:
+            dedup = f"completed:{sid}:{record['offer']}"
+            _log_ctx(ctx, sid, "completed", {"target": target}, dedup)
+    elif state in ("waiting", "offered", "accepted"):
+        offers.caller_gone(ctx, sid, reason="hung_up")
+    elif state == "left":
+        # Left the line for a direct duty dial: unless a duty phone pressed 1, the caller
+        # hung up on nobody and must be called back.
+        ctx.board.redis.hset(f"cc:call:{sid}", "state", "gone")
+        if record.get("queue") == "sos" and not record.get("duty_accepted"):
+            ctx.board.schedule(f"abandoned|{sid}", 0)
+
+
+def _left_for_duty(ctx: Any, sid: str) -> None:
+    gone = ctx.board.gone(sid, left=True)
+    if gone.legs:
+        ctx.enqueue(Priority.SOS, offers.end_legs, list(gone.legs))
+
+
+def _log_ctx(ctx: Any, sid: str, kind: str, detail: dict[str, Any], dedup: str) -> None:
+    try:
+        calls.add_event(get_db(), sid, kind, detail, dedup_key=dedup, at=isoformat(ctx.clock()))
+    except Exception:
+        log.exception("could not record %s for %s", kind, sid)
+
+
+def _duty_accepted(sid: str) -> bool:
+    """Whether a duty phone pressed 1 for ``sid`` (Redis, else the call's timeline)."""
+    with contextlib.suppress(RedisError):
+        if queueing.context().board.call(sid).get("duty_accepted"):
+            return True
+    try:
+        return any(
+            e["kind"] == "accepted" and str(e["detail"].get("target", "")).startswith("duty:")
+            for e in calls.events(get_db(), sid)
+        )
+    except Exception:
+        log.exception("could not read the timeline of %s", sid)
+        return False
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -366,14 +343,8 @@ def arg_text(name: str) -> str:
     return (request.args.get(name) or "")[:64]
 
 
-def _offer_args(call: Call) -> tuple[str, int]:
-    sid, token = arg_text("call"), arg_int("offer")
-    if not sid or token <= 0 or (field("CallSid") and field("CallSid") != sid):
-        abort(400)
-    return sid, token
-
-
-def _back_in_line(call: Call, record: dict[str, str]) -> VoiceResponse:
+def back_in_line(call: Call, record: dict[str, str]) -> VoiceResponse:
+    """Wait in line again, at the caller's old place (a callback leg from its own start)."""
     queue = Queue.SOS if record.get("queue", "sos") == "sos" else Queue.SERVICE
     since = int(record.get("since") or queueing.millis(call.now))
     if record.get("origin"):  # a callback leg's wait starts when it was answered
@@ -389,6 +360,7 @@ def _queue_arg() -> Queue:
 
 
 def resident_or_none(call: Call) -> dict[str, Any] | None:
+    """The caller's resident record; None when unknown or the lookup failed."""
     try:
         return call.resident()
     except Exception:
@@ -403,38 +375,8 @@ def _switchboard_safely(action: Any) -> None:
         log.exception("switchboard unreachable")
 
 
-def _log(call: Call, sid: str, kind: str, detail: dict[str, Any], dedup: str | None = None) -> None:
+def log_for(
+    call: Call, sid: str, kind: str, detail: dict[str, Any], dedup: str | None = None
+) -> None:
+    """Add to the timeline of ``sid`` (not necessarily this request's call), best effort."""
     call.safely(lambda: calls.add_event(get_db(), sid, kind, detail, dedup_key=dedup, at=call.at))
-
-
-def _caller_card(sid: str, record: dict[str, str], today: date) -> operator.CallerCard:
-    kind = (
-        "callback"
-        if record.get("origin")
-        else ("sos" if record.get("queue") == "sos" else "hotline")
-    )
-    row = calls.get(get_db(), sid)
-    resident = residents.get(get_db(), row["resident_id"]) if row and row["resident_id"] else None
-    if resident is None:
-        number = row["from_number"] if row else None
-        return operator.CallerCard(
-            kind, number=number if number and number.startswith("+") else None
-        )
-    return operator.CallerCard(
-        kind,
-        name=resident["name"],
-        age=_age(resident["birth_date"], today),
-        community=resident["community"],
-        address=resident["address"],
-        medical_notes=resident["medical_notes"],
-        lives_alone=bool(resident["lives_alone"]),
-        dialect=resident["dialect"],
-    )
-
-
-def _age(birth_date: str | None, today: date) -> int | None:
-    try:
-        born = date.fromisoformat(birth_date or "")
-    except ValueError:
-        return None
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))

@@ -1,0 +1,212 @@
+"""Offers: ring people on legs of their own, bridge the first who presses 1, end the rest.
+
+A claim in the switchboard names the targets to ring; here each gets an outbound call
+(``calls.create`` with answering-machine detection) whose whisper asks for 1. Everything that
+changes who may take the call is a switchboard script; these jobs only talk to the provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+
+from callflows.voice import absolute_links
+from ivr.rest import make_client
+from queue_workers import context
+from queue_workers.context import Context
+from queue_workers.record import event
+from queue_workers.switchboard import Offer, Priority, Stage, split_target
+
+log = logging.getLogger(__name__)
+
+# Pauses between REST attempts: the caller keeps waiting in the queue meanwhile.
+REST_BACKOFF = (0.0, 0.25, 0.75, 2.0)
+DISPATCH_BATCH = 20
+# Legs placed at once for a ring-all round (the provider queues what exceeds its call rate).
+PARALLEL_LEGS = 16
+# A new ring-all round starts this long after the last one ended.
+ROUND_PAUSE_MS = 1000
+# Twilio's "call is not in-progress, cannot redirect" and "not found": the caller is gone.
+CALL_GONE_CODES = {21220, 20404}
+_local = threading.local()
+
+
+def dispatch(limit: int = DISPATCH_BATCH) -> int:
+    """Offer waiting calls to available operators until one side runs out; return offers made."""
+    ctx = context.current()
+    made = 0
+    while made < limit:
+        offer = ctx.board.claim(ring_ms(ctx))
+        if offer is None:
+            return made
+        made += 1
+        if offer.targets and not ring(ctx, offer):
+            return made  # the provider is in trouble: the redispatch timer tries again later
+    # More may be possible: let another job (maybe on another worker) continue.
+    ctx.enqueue(Priority.SOS, dispatch)
+    return made
+
+
+def next_round(sid: str) -> None:
+    """Ring everyone again for an escalated call whose last round nobody took."""
+    ctx = context.current()
+    record = ctx.board.call(sid)
+    if record.get("state") != "waiting" or not record.get("stage"):
+        return
+    offer = ctx.board.widen(sid, Stage(record["stage"]), (), ring_ms(ctx))
+    if offer is not None:
+        ring(ctx, offer)
+
+
+def ring(ctx: Context, offer: Offer) -> int:
+    """Place a leg for every target of ``offer`` (in parallel when there are several)."""
+    if len(offer.targets) <= 1:
+        placed = [place_leg(ctx, offer, target, ctx.rest) for target in offer.targets]
+    else:
+        with ThreadPoolExecutor(min(PARALLEL_LEGS, len(offer.targets))) as pool:
+            placed = list(
+                pool.map(lambda t: place_leg(ctx, offer, t, _thread_client(ctx)), offer.targets)
+            )
+    return sum(placed)
+
+
+def place_leg(ctx: Context, offer: Offer, target: str, rest: Client) -> bool:
+    """Ring one target on a leg of its own; a leg that cannot be placed ends at once."""
+    number = target_number(ctx, target)
+    links = absolute_links(ctx.settings.public_base_url)
+    args = {"call": offer.call_sid, "offer": offer.token, "target": target}
+    last_error: Exception | None = None
+    for pause in REST_BACKOFF if number else ():
+        if pause:
+            ctx.sleep(pause)
+        try:
+            leg = rest.calls.create(
+                to=number,
+                from_=line_number(ctx, offer.call_sid),
+                url=links("/ivr/leg/answer", **args),
+                method="POST",
+                status_callback=links("/ivr/leg/status", **args),
+                status_callback_method="POST",
+                machine_detection="Enable",
+                timeout=ctx.settings.operator_ring_seconds,
+            )
+        except TwilioRestException as exc:
+            last_error = exc
+            if 400 <= exc.status < 500 and exc.status != 429:
+                break  # a bad number will not get better
+            continue
+        except Exception as exc:  # network errors and time-outs: try again
+            last_error = exc
+            continue
+        if not ctx.board.leg_placed(offer.call_sid, offer.token, target, leg.sid):
+            end_legs([leg.sid])  # the offer ended while the leg was being placed
+        return True
+    log.warning("could not ring %s for %s: %s", target, offer.call_sid, last_error)
+    event(ctx, offer.call_sid, "leg_failed", {"target": target, "error": str(last_error)})
+    ended = ctx.board.leg_ended(
+        offer.call_sid,
+        offer.token,
+        target,
+        miss=False,
+        max_misses=ctx.settings.operator_max_misses,
+        wrapup_ms=0,
+    )
+    after_round(ctx, offer.call_sid, ended.result, ended.stage)
+    return False
+
+
+def after_round(ctx: Context, sid: str, result: str, stage: str) -> None:
+    """What follows an offer that ended without anyone taking the call."""
+    if result not in ("released", "requeued"):
+        return
+    if stage:
+        ctx.board.schedule(f"round|{sid}", ROUND_PAUSE_MS)
+    else:
+        ctx.board.schedule("dispatch|", ROUND_PAUSE_MS)
+
+
+def bridge(sid: str, token: int) -> str:
+    """Bring the caller into the conference where the person who pressed 1 waits.
+
+    Returns ``ok``, ``gone`` (the caller had hung up) or ``failed`` (the provider did not
+    answer; the accepted offer then expires and the caller waits again).
+    """
+    ctx = context.current()
+    url = absolute_links(ctx.settings.public_base_url)("/ivr/bridge", call=sid, offer=token)
+    last_error: Exception | None = None
+    for pause in REST_BACKOFF:
+        if pause:
+            ctx.sleep(pause)
+        try:
+            ctx.rest.calls(sid).update(url=url, method="POST")
+            return "ok"
+        except TwilioRestException as exc:
+            if exc.status == 404 or exc.code in CALL_GONE_CODES:
+                caller_gone(ctx, sid, reason="hung_up_before_bridge")
+                return "gone"
+            last_error = exc
+        except Exception as exc:
+            last_error = exc
+    log.warning("could not bridge %s: %s", sid, last_error)
+    event(ctx, sid, "bridge_failed", {"offer": token, "error": str(last_error)})
+    return "failed"
+
+
+def caller_gone(ctx: Context, sid: str, *, reason: str) -> bool:
+    """The caller hung up before a person took the call: free everyone, end their legs.
+
+    The switchboard arms the SOS callback in the same script; True when the call was live.
+    """
+    gone = ctx.board.gone(sid)
+    if gone.state not in ("waiting", "offered", "accepted"):
+        return False
+    if gone.legs:
+        ctx.enqueue(Priority.SOS, end_legs, list(gone.legs))
+    if gone.freed:
+        ctx.enqueue(Priority.SOS, dispatch)
+    event(
+        ctx, sid, "abandoned", {"reason": reason, "released": list(gone.freed)}, f"abandoned:{sid}"
+    )
+    return True
+
+
+def end_legs(leg_sids: list[str]) -> None:
+    """Stop ringing (or hang up) legs nobody needs any more."""
+    ctx = context.current()
+    for leg_sid in leg_sids:
+        for status in ("canceled", "completed"):
+            try:
+                leg = ctx.rest.calls(leg_sid).update(status=status)
+            except Exception as exc:
+                log.info("could not end leg %s (%s): %s", leg_sid, status, exc)
+                break
+            if leg.status in ("canceled", "completed", "busy", "failed", "no-answer"):
+                break
+
+
+def target_number(ctx: Context, target: str) -> str:
+    """The phone number of a target (an operator's from the switchboard)."""
+    kind, value = split_target(target)
+    return ctx.board.operator(value).get("phone", "") if kind == "op" else value
+
+
+def line_number(ctx: Context, sid: str) -> str:
+    """The number people see ringing: the line the caller called (else the SOS line)."""
+    line = ctx.board.call(sid).get("line", "")
+    return line or (ctx.settings.sos_numbers[0] if ctx.settings.sos_numbers else "")
+
+
+def ring_ms(ctx: Context) -> int:
+    """How long an offer may ring before it is taken back."""
+    return (ctx.settings.operator_ring_seconds + ctx.settings.offer_grace_seconds) * 1000
+
+
+def _thread_client(ctx: Context) -> Client:
+    # One REST client per thread: requests' sessions are not meant to be shared.
+    if getattr(_local, "settings", None) is not ctx.settings:
+        _local.client, _local.settings = make_client(ctx.settings, timeout=5), ctx.settings
+    return _local.client
