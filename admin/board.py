@@ -18,7 +18,9 @@ from queue_workers.switchboard import OFFERS, OperatorState, Switchboard
 
 bp = Blueprint("board", __name__)
 QUEUES = {Queue.SOS: "SOS紧急呼叫", Queue.SERVICE: "服务热线"}
-UNANSWERED = ("waiting", "offered")
+UNANSWERED = ("waiting", "offered", "accepted")
+STAGES = {"": "", "escalated": "紧急升级", "duty": "值班电话"}
+CALL_STATES = {"waiting": "排队中", "offered": "振铃中", "accepted": "正在接通"}
 
 
 def _unanswered(board: Switchboard) -> list[str]:
@@ -65,6 +67,8 @@ def snapshot() -> dict[str, Any]:
                 "sid": record["sid"],
                 "waited": waited,
                 "state": record["state"],
+                "what": CALL_STATES.get(record["state"], record["state"]),
+                "stage": STAGES.get(record.get("stage", ""), ""),
                 "escalated": urgent,
                 "callback": bool(record.get("origin")),
             }
@@ -78,7 +82,21 @@ def snapshot() -> dict[str, Any]:
         if group is not None:
             group["count"] += 1
             group["names"].append(op["name"])
-    return {"queues": queues, "operators": operators, "alerts": alerts.open_count(get_db())}
+    stages = {
+        "escalated": sum(1 for r in records if r.get("stage") == "escalated"),
+        "duty": sum(1 for r in records if r.get("stage") == "duty"),
+    }
+    callbacks = [
+        {"sid": sid, "since": max(0, (now_ms - at) // 1000)}
+        for sid, at in board.awaiting_callback()
+    ]
+    return {
+        "queues": queues,
+        "operators": operators,
+        "alerts": alerts.open_count(get_db()),
+        "stages": stages,
+        "callbacks": callbacks,
+    }
 
 
 @bp.get("/board")

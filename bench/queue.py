@@ -8,9 +8,9 @@ scripted carrier (``simulator/carrier.py``) plays the network and the operators'
 
 1. Latency: N SOS calls arrive back to back (N = 1, 50, 500) with 20 operators who answer
    at once and talk 0.1 s. Measured per call: from the SOS webhook's response to the REST
-   redirect that rings an operator, as the stand-in receives it. Beyond 20 calls this
-   includes waiting for an operator to be free. Baseline, same run: an empty RQ job's round
-   trip (enqueue until it has run) through the same Redis and worker type.
+   request that places the leg ringing an operator, as the stand-in receives it. Beyond 20
+   calls this includes waiting for an operator to be free. Baseline, same run: an empty RQ
+   job's round trip (enqueue until it has run) through the same Redis and worker type.
 2. Storm: 1,000 SOS calls within 10 s, 50 operators who answer after 0.2-3 s (one ring in
    ten never), ring time 3 s, talk 0.5-2 s: calls lost, operators double-booked, p99 wait to
    assignment, and whether calls were first offered in arrival order.
@@ -73,7 +73,15 @@ class Rig:
         self.redis.stop()
 
 
-def start(tmp: Path, operators: int, *, ring: int, wrapup: int, workers: int = 4) -> Rig:
+def start(
+    tmp: Path,
+    operators: int,
+    *,
+    ring: int,
+    wrapup: int,
+    workers: int = 4,
+    overrides: dict[str, object] | None = None,
+) -> Rig:
     """Start a fresh system with ``operators`` available operators."""
     redis_server = EmbeddedRedis(tmp / "redis", persist=False).start()
     standin = RestStandIn().start()
@@ -93,7 +101,7 @@ def start(tmp: Path, operators: int, *, ring: int, wrapup: int, workers: int = 4
         sos_fallback_seconds=3600,
         timekeeper_tick_seconds=0.1,
         operator_max_misses=1000,
-    )
+    ).with_overrides(**(overrides or {}))
     app = create_app(settings)
     db = store.connect(settings.database_path)
     for i in range(operators):
@@ -156,7 +164,7 @@ def rq_round_trip(rig: Rig, jobs: int = 300) -> list[float]:
 
 
 def latency(rig: Rig, waiting: int) -> list[float]:
-    """Milliseconds from each SOS webhook's response to the redirect that rings an operator."""
+    """Milliseconds from each SOS webhook's response to the request ringing an operator."""
     carrier = Carrier(
         rig.post,
         rig.standin,
@@ -172,8 +180,11 @@ def latency(rig: Rig, waiting: int) -> list[float]:
     carrier.run(deadline_seconds=120, pause=0.002)
     samples = []
     for record in rig.standin.requests:
-        sid = record.path.rsplit("/", 1)[-1].removesuffix(".json")
-        if sid in answered_at and "Url" in record.params:
+        url = str(record.params.get("Url", ""))
+        if not (record.path.endswith("/Calls.json") and "/ivr/leg/" in url):
+            continue
+        sid = url.split("call=")[1].split("&")[0]
+        if sid in answered_at:
             samples.append((record.time - answered_at.pop(sid)) * 1000)
     return samples
 

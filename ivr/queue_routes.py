@@ -245,7 +245,9 @@ def callback_answer() -> Response:
     call.event("callback_of", {"call": origin})
     arrived = None
     with contextlib.suppress(RedisError):  # send_to_sos finds out too, and rings duty phones
-        arrived = int(queueing.context().board.call(origin).get("since") or 0) or None
+        board = queueing.context().board
+        arrived = int(board.call(origin).get("since") or 0) or None
+        board.callback_settled(origin)
     return twiml(send_to_sos(call, resident, origin=origin, arrived_ms=arrived))
 
 

@@ -51,6 +51,7 @@ def place_callback(sid: str, attempt: int) -> bool:
     record = ctx.board.call(sid)
     caller = record.get("caller") or _stored_caller(ctx, sid)
     if not caller.startswith("+"):
+        ctx.board.callback_settled(sid)  # nothing to wait for: the alert is the follow-up
         if ctx.redis.set(f"cc:done:nonumber:{sid}", 1, nx=True, ex=86400):
             try:
                 alert(ctx, sid, "sos_abandoned_no_number", {})
@@ -102,6 +103,7 @@ def callback_ended(ctx: Context, sid: str, attempt: int) -> None:
 def gave_up(sid: str, attempt: int) -> None:
     """Every callback attempt went unanswered: a supervisor must follow up."""
     ctx = context.current()
+    ctx.board.callback_settled(sid)
     if ctx.redis.set(f"cc:done:gaveup:{sid}", 1, nx=True, ex=86400):
         try:
             alert(ctx, sid, "sos_callback_unanswered", {"attempts": attempt})

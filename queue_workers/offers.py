@@ -30,6 +30,8 @@ DISPATCH_BATCH = 20
 PARALLEL_LEGS = 16
 # A new ring-all round starts this long after the last one ended.
 ROUND_PAUSE_MS = 1000
+# An abandoned SOS call's timer fires this late if the job queued at once was lost.
+SAFETY_NET_MS = 5000
 # Twilio's "call is not in-progress, cannot redirect" and "not found": the caller is gone.
 CALL_GONE_CODES = {21220, 20404}
 _local = threading.local()
@@ -164,6 +166,11 @@ def caller_gone(ctx: Context, sid: str, *, reason: str) -> bool:
     gone = ctx.board.gone(sid)
     if gone.state not in ("waiting", "offered", "accepted"):
         return False
+    if gone.callback_armed:
+        # Call back now; the timer the switchboard armed stays as the safety net (the job is
+        # idempotent), fired later in case this job is lost with its worker.
+        ctx.board.schedule(f"abandoned|{sid}", SAFETY_NET_MS)
+        ctx.enqueue(Priority.SOS, "queue_workers.callbacks.abandoned", sid)
     if gone.legs:
         ctx.enqueue(Priority.SOS, end_legs, list(gone.legs))
     if gone.freed:

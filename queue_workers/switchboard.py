@@ -18,7 +18,8 @@ Keys (prefix ``cc:``): ``waiting`` (zset of CallSids by priority then arrival), 
 (hash), ``legs:<sid>:<token>`` (hash: target -> placing/ringing/answered/accepted/ended,
 ``sid:<target>`` -> the leg's CallSid), ``op:<id>`` (hash), ``available`` (zset of operator
 ids by idle-since), ``offers`` (zset of ``sid|token`` by deadline), ``timers`` (zset of
-``kind|arg`` by due time), ``presence`` and ``journal`` (streams for the store).
+``kind|arg`` by due time), ``callbacks`` (zset of abandoned SOS calls awaiting a callback,
+by hang-up time), ``presence`` and ``journal`` (streams for the store).
 
 A caller who hangs up before anyone pressed 1 on an SOS call arms the ``abandoned|<sid>``
 timer in the same script that marks the call gone, so the callback decision is recorded before
@@ -42,6 +43,7 @@ TIMERS = PREFIX + "timers"
 OPERATORS = PREFIX + "operators"
 PRESENCE = PREFIX + "presence"
 JOURNAL = PREFIX + "journal"
+CALLBACKS = PREFIX + "callbacks"
 # A waiting call's score: priority band, then arrival in ms, then 6 bits of arrival counter
 # (ADD_CALL multiplies by 64), all exact in a double: 2 * 2**50 + 1.8e12 * 64 < 2**53.
 BAND = 2**50 // 64
@@ -130,6 +132,7 @@ class Gone:
     state: str
     freed: tuple[str, ...] = ()
     legs: tuple[str, ...] = ()
+    callback_armed: bool = False
 
 
 _LIB = """
@@ -524,8 +527,13 @@ end
 redis.call('HSET', key, 'state', ARGV[3], 'ended', ARGV[2])
 if ARGV[3] == 'gone' and redis.call('HGET', key, 'queue') == 'sos' then
   redis.call('ZADD', P .. 'timers', ARGV[2], 'abandoned|' .. ARGV[1])
+  if (redis.call('HGET', key, 'origin') or '') == '' then
+    redis.call('ZADD', P .. 'callbacks', ARGV[2], ARGV[1])
+  end
 end
-return {state, table.concat(freed, ','), table.concat(legs, ',')}
+local armed = 0
+if ARGV[3] == 'gone' and redis.call('HGET', key, 'queue') == 'sos' then armed = 1 end
+return {state, table.concat(freed, ','), table.concat(legs, ','), armed}
 """
 )
 
@@ -797,14 +805,23 @@ class Switchboard:
 
     def gone(self, sid: str, *, left: bool = False) -> Gone:
         """The caller hung up before a person took the call (or ``left`` for the duty dial)."""
-        state, freed, legs = self._run("gone", sid, self.now(), "left" if left else "gone")
-        return Gone(_text(state), _csv(freed), _csv(legs))
+        result = self._run("gone", sid, self.now(), "left" if left else "gone")
+        armed = len(result) > 3 and bool(result[3])
+        return Gone(_text(result[0]), _csv(result[1]), _csv(result[2]), armed)
 
     def end(self, sid: str, wrapup_ms: int) -> str | None:
         """A connected call ended; returns the target who took it (an operator wraps up)."""
         now = self.now()
         target = _text(self._run("end", sid, now, now + wrapup_ms))
         return target or None
+
+    def awaiting_callback(self) -> list[tuple[str, int]]:
+        """Abandoned SOS calls nobody has reached yet: (CallSid, hang-up ms), oldest first."""
+        return [(_text(m), int(t)) for m, t in self.redis.zrange(CALLBACKS, 0, -1, withscores=True)]
+
+    def callback_settled(self, sid: str) -> None:
+        """The resident answered a callback, or a supervisor took over: no longer awaited."""
+        self.redis.zrem(CALLBACKS, sid)
 
     # -- timers ---------------------------------------------------------------------------
 

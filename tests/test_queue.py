@@ -584,3 +584,40 @@ def test_redis_down_sends_sos_straight_to_duty_phones(settings, clock, tmp_path)
     db = app.extensions
     close_all(app)
     assert db
+
+
+def test_the_board_shows_escalation_the_duty_stage_and_callbacks_awaited(centre):
+    from werkzeug.security import generate_password_hash
+
+    from data import users
+    from tests.test_admin import login
+
+    users.create(
+        centre.ctx.db,
+        name="li",
+        password_hash=generate_password_hash("correct horse 1"),
+        role="supervisor",
+        operator_id=None,
+        at="2026-11-01T00:00:00.000Z",
+    )
+    assert login(centre.client, "li", "correct horse 1").status_code == 302
+    early, late, gone = (centre.call(f"+861860000000{i}") for i in range(3))
+    early.start()
+    centre.later(61)
+    late.start()
+    gone.start()
+    centre.later(61)  # early: 122 s (duty stage); late and gone: 61 s (escalated)
+    gone.status("completed", CallDuration="61")
+    centre.work()
+    board = centre.client.get("/board.json").get_json()
+    assert board["stages"] == {"escalated": 1, "duty": 1}
+    assert [c["sid"] for c in board["callbacks"]] == [gone.sid]
+    sos = {c["sid"]: c for c in board["queues"]["sos"]["calls"]}
+    assert sos[early.sid]["stage"] == "值班电话" and sos[late.sid]["stage"] == "紧急升级"
+    page = centre.client.get("/board").get_data(as_text=True)
+    assert "挂断待回拨" in page and "待回拨　挂断已" in page
+    # the resident answers the callback: no longer awaited
+    (created,) = centre.callbacks()
+    leg = PhoneCall(centre.client, centre.app, SOS, gone.from_number, sid=created["sid"])
+    leg.post(created["url"], Direction="outbound-api")
+    assert centre.client.get("/board.json").get_json()["callbacks"] == []

@@ -9,12 +9,23 @@
   function callItem(call) {
     const li = document.createElement("li");
     if (call.escalated) li.className = "escalated";
-    const what = (call.escalated ? "紧急升级　" : "") +
-      (call.state === "offered" ? "振铃中" : "排队中") + "　已等 " + call.waited + " 秒　";
+    const stage = call.stage || (call.escalated ? "紧急升级" : "");
+    const what = (stage ? stage + "　" : "") + call.what + "　已等 " + call.waited + " 秒　";
     li.appendChild(document.createTextNode(what));
     const link = document.createElement("a");
     link.href = "/calls/" + encodeURIComponent(call.sid);
     link.textContent = call.sid.slice(-6);
+    li.appendChild(link);
+    return li;
+  }
+
+  function callbackItem(callback) {
+    const li = document.createElement("li");
+    li.className = "escalated";
+    li.appendChild(document.createTextNode("待回拨　挂断已 " + callback.since + " 秒　"));
+    const link = document.createElement("a");
+    link.href = "/calls/" + encodeURIComponent(callback.sid);
+    link.textContent = callback.sid.slice(-6);
     li.appendChild(link);
     return li;
   }
@@ -34,6 +45,10 @@
       box.querySelector(".names").textContent = group.names.join("、");
     }
     document.getElementById("open-alerts").textContent = String(data.alerts);
+    document.getElementById("stage-escalated").textContent = String(data.stages.escalated);
+    document.getElementById("stage-duty").textContent = String(data.stages.duty);
+    document.getElementById("callback-count").textContent = String(data.callbacks.length);
+    document.getElementById("callbacks").replaceChildren(...data.callbacks.map(callbackItem));
     document.getElementById("updated").textContent =
       "更新于 " + new Date().toLocaleTimeString("zh-CN", { hour12: false });
   }
