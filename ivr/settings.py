@@ -67,7 +67,6 @@ class Settings:
     # Time for a REST redirect to reach the caller and the operator's phone to start ringing;
     # an offer with no sign of life after ring + grace is taken back (a worker may have died).
     offer_grace_seconds: int = 10
-    whisper_seconds: int = 45
     sos_callback_attempts: int = 3
     sos_callback_retry_seconds: int = 60
     worker_processes: int = 2
