@@ -137,14 +137,21 @@ def assert_completed(db, record: CallRecord, line: str, resident_id: int | None)
 
 @pytest.mark.parametrize("caller", [CHEN, STRANGER, "anonymous"])
 def test_sos_waits_then_rings_the_duty_phones(walk: Walk, db, chen, caller: str) -> None:
-    record = walk(caller, SOS, [*SOS_WAITS, "dial:completed:95"])
+    record = walk(caller, SOS, [*SOS_WAITS, "op:answer:1:95"])
 
     assert heard(record) == [
         prompts.SOS_CONNECTING,
         *[prompts.SOS_WAIT_FIRST] * 3,
         prompts.DUTY_CONNECTING,
     ]
-    assert paths(record) == [*SOS_PATHS, "/ivr/duty/result?attempt=1", STATUS_PATH]
+    # the duty phone hears who calls and must press 1 (a voicemail would not)
+    assert paths(record) == [
+        *SOS_PATHS,
+        "/ivr/duty/whisper",
+        f"/ivr/duty/accept?call={record.sid}",
+        "/ivr/duty/result?attempt=1",
+        STATUS_PATH,
+    ]
     assert [w.params["QueueTime"] for w in record.requests[1:5]] == ["0", "12", "24", "36"]
     assert answer_to(record, "/ivr/queue/wait?queue=sos", 3).find("Leave") is not None
     dial = answer_to(record, "/ivr/queue/exit?queue=sos").find("Dial")
@@ -158,20 +165,23 @@ def test_sos_waits_then_rings_the_duty_phones(walk: Walk, db, chen, caller: str)
         "enqueued",
         "queue_exit",
         "duty_dial",
+        "accepted",
         "duty_dial_result",
         "status",
     ]
-    assert details(db, record.sid, "duty_dial_result") == [
-        {"attempt": 1, "status": "completed", "duration": 95}
-    ]
+    (result,) = details(db, record.sid, "duty_dial_result")
+    assert (result["status"], result["accepted"]) == ("completed", True)
+    assert result["duration"] >= 95, "the whisper and 95 s of talk"
 
 
 def test_sos_duty_phones_ring_again_until_one_answers(walk: Walk, db) -> None:
-    record = walk("anonymous", SOS, [*SOS_WAITS, "dial:no-answer", "dial:busy", "dial:completed"])
+    record = walk("anonymous", SOS, [*SOS_WAITS, "op:noanswer", "op:busy", "op:answer:1"])
 
-    assert paths(record)[-4:] == [
+    assert paths(record)[-6:] == [
         "/ivr/duty/result?attempt=1",
         "/ivr/duty/result?attempt=2",
+        "/ivr/duty/whisper",
+        f"/ivr/duty/accept?call={record.sid}",
         "/ivr/duty/result?attempt=3",
         STATUS_PATH,
     ]
