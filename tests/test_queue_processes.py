@@ -64,9 +64,15 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 @pytest.fixture
-def live(settings, standin, redis_conn, redis_server, tmp_path):
+def overrides() -> dict[str, object]:
+    """Settings a test changes for its app and workers (override this fixture by parametrize)."""
+    return {}
+
+
+@pytest.fixture
+def live(settings, standin, redis_conn, redis_server, tmp_path, overrides):
     """The app (real clock) plus a way to start worker processes on the same Redis and file."""
-    config = fast(settings, standin, redis_server.url)
+    config = fast(settings, standin, redis_server.url).with_overrides(**overrides)
     app = create_app(config)
     started = []
 
@@ -240,3 +246,63 @@ def test_redis_stopped_during_a_call_sos_still_reaches_the_duty_phones(settings,
     finally:
         server.stop()
         close_all(app)
+
+
+NIGHT = {
+    "supervisor_numbers": ("+8613700000009",),
+    "sos_escalate_seconds": 2,
+    "sos_fallback_seconds": 4,
+    "sos_callback_retry_seconds": 1,
+}
+
+
+@pytest.mark.parametrize("overrides", [NIGHT])
+def test_the_night_shift_nobody_answers_until_the_callback(live, standin, redis_conn):
+    """Real workers, the scripted network: operators away, escalation rings the supervisor,
+    the duty stage rings a duty phone whose voicemail picks up and one nobody answers; the
+    caller gives up; the callback is answered and the duty phone that now answers takes it."""
+    app, config, workers = live
+    (supervisor,) = config.supervisor_numbers
+    add_operators(config, 2)  # registered, but nobody is on shift
+    answers: dict[str, float | None] = {}
+    carrier = Carrier(
+        post_with(app.test_client()),
+        standin,
+        base_url=BASE_URL,
+        account_sid=config.twilio_account_sid,
+        answer=lambda phone: answers.get(phone),
+        voicemail=lambda phone: phone == DUTY[0],
+        callback=lambda phone: 0.2,
+        talk_seconds=(0.3, 0.3),
+    )
+    workers(2)
+    caller = carrier.place("+8618600000009", SOS)
+    assert caller.state == "waiting"
+
+    def rung() -> set[str]:
+        carrier.step()
+        return {leg["to"] for leg in standin.created_calls()}
+
+    wait_for(lambda: supervisor in rung(), 20, "the escalation to ring the supervisor")
+    wait_for(lambda: set(DUTY) <= rung(), 20, "the duty stage to ring the duty phones")
+    wait_for(lambda: carrier.step() is not None and carrier.report().machine_legs, 20, "voicemail")
+    carrier.hang_up(caller)
+    answers[DUTY[1]] = 0.1  # the duty officer is back at the desk
+    report = wait_for(
+        lambda: (
+            carrier.step() is not None
+            and carrier.report().callbacks_answered
+            and any(c.connected_to == DUTY[1] for c in carrier.report().calls)
+            and carrier.report()
+        ),
+        30,
+        "the callback to reach the duty phone",
+    )
+    carrier.run(deadline_seconds=10)
+    assert report.double_bookings == [] and report.errors == []
+    conn = _store(config)
+    kinds = [e["kind"] for e in calls.events(conn, caller.sid)]
+    assert {"escalated", "duty_stage", "leg_machine", "abandoned", "callback_placed"} <= set(kinds)
+    assert "callback_answered" in kinds
+    assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+    conn.conn.close()
