@@ -264,3 +264,14 @@ def test_console_in_the_browser_changes_state_and_pops_the_caller_without_reload
     assert page.evaluate("window.notReloaded") is True, "the page was never reloaded"
     screenshot(page, "console")
     assert problems == []
+
+
+def test_a_deactivated_operator_cannot_go_available_from_the_console(client, staff, redis_conn, db):
+    db["operators"].update("op01", {"active": 0})
+    login(client, "xiao")
+    answer = set_state(client, "available", Accept="application/json")
+    assert answer.status_code == 409 and "停用" in answer.get_json()["error"]
+    assert redis_conn.hget("cc:op:op01", "state") in (None, b"offline")
+    assert redis_conn.zscore("cc:available", "op01") is None
+    refused = [r["action"] for r in db.query("SELECT action FROM audit_log")]
+    assert "operator_state_refused" in refused

@@ -344,3 +344,13 @@ def test_board_follows_a_state_change_without_reloading(browser_page, staff):
     expect(board.locator("#state-available .names")).to_have_text("林志强")
     assert board.evaluate("window.notReloaded") is True, "updated in place, not reloaded"
     screenshot(board, "live-board")
+
+
+def test_a_supervisor_cannot_set_a_deactivated_operator_available(client, staff, db, app):
+    db["operators"].update("op02", {"active": 0})
+    login(client, "li")
+    csrf = form_token(client, "/operators")
+    answer = client.post("/operators/op02/state", data={"csrf_token": csrf, "state": "available"})
+    assert answer.status_code == 303
+    assert "已停用" in client.get("/operators").get_data(as_text=True)
+    assert live_state(app, "op02") in ("", "offline")

@@ -621,3 +621,25 @@ def test_the_board_shows_escalation_the_duty_stage_and_callbacks_awaited(centre)
     leg = PhoneCall(centre.client, centre.app, SOS, gone.from_number, sid=created["sid"])
     leg.post(created["url"], Direction="outbound-api")
     assert centre.client.get("/board.json").get_json()["callbacks"] == []
+
+
+def test_a_locked_database_when_a_callback_goes_unanswered_still_retries(centre, monkeypatch):
+    call = centre.call("+8618600000001")
+    call.start()
+    call.status("completed", CallDuration="5")
+    centre.work()
+    (first,) = centre.callbacks()
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    for name in ("apply_status", "add_event"):
+        monkeypatch.setattr(calls, name, locked)
+    leg = PhoneCall(centre.client, centre.app, SOS, call.from_number, sid=first["sid"])
+    status = post_signed(
+        centre.client, centre.app, first["status_callback"], leg.params(CallStatus="no-answer")
+    )
+    assert status.status == 204
+    monkeypatch.undo()
+    centre.later(61)
+    assert len(centre.callbacks()) == 2, "the next attempt was armed before the database"
