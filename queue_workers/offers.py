@@ -65,23 +65,30 @@ def next_round(sid: str) -> None:
 
 
 def ring(ctx: Context, offer: Offer) -> int:
-    """Place a leg for every target of ``offer`` (in parallel when there are several)."""
+    """Place a leg for every target of ``offer`` (in parallel when there are several).
+
+    Threads only talk to the provider and Redis; a leg that could not be placed is settled
+    here afterwards (the store is not shared across threads).
+    """
     if len(offer.targets) <= 1:
-        placed = [place_leg(ctx, offer, target, ctx.rest) for target in offer.targets]
+        errors = [place_leg(ctx, offer, target, ctx.rest) for target in offer.targets]
     else:
         with ThreadPoolExecutor(min(PARALLEL_LEGS, len(offer.targets))) as pool:
-            placed = list(
+            errors = list(
                 pool.map(lambda t: place_leg(ctx, offer, t, _thread_client(ctx)), offer.targets)
             )
-    return sum(placed)
+    for target, error in zip(offer.targets, errors, strict=True):
+        if error is not None:
+            leg_failed(ctx, offer, target, error)
+    return sum(1 for error in errors if error is None)
 
 
-def place_leg(ctx: Context, offer: Offer, target: str, rest: Client) -> bool:
-    """Ring one target on a leg of its own; a leg that cannot be placed ends at once."""
+def place_leg(ctx: Context, offer: Offer, target: str, rest: Client) -> Exception | None:
+    """Ring one target on a leg of its own; returns the error when it could not be placed."""
     number = target_number(ctx, target)
     links = absolute_links(ctx.settings.public_base_url)
     args = {"call": offer.call_sid, "offer": offer.token, "target": target}
-    last_error: Exception | None = None
+    last_error: Exception = ValueError(f"no phone number for {target}")
     for pause in REST_BACKOFF if number else ():
         if pause:
             ctx.sleep(pause)
@@ -105,10 +112,15 @@ def place_leg(ctx: Context, offer: Offer, target: str, rest: Client) -> bool:
             last_error = exc
             continue
         if not ctx.board.leg_placed(offer.call_sid, offer.token, target, leg.sid):
-            end_legs([leg.sid])  # the offer ended while the leg was being placed
-        return True
-    log.warning("could not ring %s for %s: %s", target, offer.call_sid, last_error)
-    event(ctx, offer.call_sid, "leg_failed", {"target": target, "error": str(last_error)})
+            _end_leg(rest, leg.sid)  # the offer ended while the leg was being placed
+        return None
+    return last_error
+
+
+def leg_failed(ctx: Context, offer: Offer, target: str, error: Exception) -> None:
+    """A leg that could not be placed ends at once: nobody's miss."""
+    log.warning("could not ring %s for %s: %s", target, offer.call_sid, error)
+    event(ctx, offer.call_sid, "leg_failed", {"target": target, "error": str(error)})
     ended = ctx.board.leg_ended(
         offer.call_sid,
         offer.token,
@@ -118,7 +130,6 @@ def place_leg(ctx: Context, offer: Offer, target: str, rest: Client) -> bool:
         wrapup_ms=0,
     )
     after_round(ctx, offer.call_sid, ended.result, ended.stage)
-    return False
 
 
 def after_round(ctx: Context, sid: str, result: str, stage: str) -> None:
@@ -183,16 +194,21 @@ def caller_gone(ctx: Context, sid: str, *, reason: str) -> bool:
 
 def end_legs(leg_sids: list[str]) -> None:
     """Stop ringing (or hang up) legs nobody needs any more."""
-    ctx = context.current()
+    rest = context.current().rest
     for leg_sid in leg_sids:
-        for status in ("canceled", "completed"):
-            try:
-                leg = ctx.rest.calls(leg_sid).update(status=status)
-            except Exception as exc:
-                log.info("could not end leg %s (%s): %s", leg_sid, status, exc)
-                break
-            if leg.status in ("canceled", "completed", "busy", "failed", "no-answer"):
-                break
+        _end_leg(rest, leg_sid)
+
+
+def _end_leg(rest: Client, leg_sid: str) -> None:
+    # ``canceled`` stops a leg still ringing; one already answered needs ``completed``.
+    for status in ("canceled", "completed"):
+        try:
+            leg = rest.calls(leg_sid).update(status=status)
+        except Exception as exc:
+            log.info("could not end leg %s (%s): %s", leg_sid, status, exc)
+            continue
+        if leg.status in ("canceled", "completed", "busy", "failed", "no-answer"):
+            return
 
 
 def target_number(ctx: Context, target: str) -> str:

@@ -276,7 +276,7 @@ def test_board_json_counts_waiting_sos_calls(client, staff, clock, phone):
     assert data["operators"]["offline"] == {"name": "离线", "count": 1, "names": ["陈晓燕"]}
     assert data["operators"]["away"]["names"] == ["林志强"]
     page = client.get("/board").get_data(as_text=True)
-    assert 'class="longest">15<' in page and "escalated" not in page.split("<main>")[1]
+    assert 'class="longest">15<' in page and 'class="escalated"' not in page.split("<main>")[1]
 
 
 def test_sos_calls_in_escalation_are_highlighted(client, staff, clock, phone):
