@@ -93,24 +93,19 @@ def room_name(call_sid: str) -> str:
 
 def join_room(call_sid: str, action: str, style: Style) -> VoiceResponse:
     """The accepting person's leg: into the caller's conference; it ends when they leave."""
-    response = VoiceResponse()
-    say(response, prompts.ACCEPTED_CONNECTING, style)
-    dial = response.dial(action=action, method="POST")
-    dial.conference(
-        room_name(call_sid),
-        start_conference_on_enter=True,
-        end_conference_on_exit=True,
-        beep=False,
-    )
-    return response
+    return _into_room(prompts.ACCEPTED_CONNECTING, call_sid, action, style)
 
 
 def bridge(call_sid: str, action: str, style: Style) -> VoiceResponse:
     """The caller's side: into the conference where the person who pressed 1 waits."""
+    return _into_room(prompts.CONNECTING_OPERATOR, call_sid, action, style)
+
+
+def _into_room(text: str, call_sid: str, action: str, style: Style) -> VoiceResponse:
+    # Either side leaving ends the conference, so neither is left alone in it.
     response = VoiceResponse()
-    say(response, prompts.CONNECTING_OPERATOR, style)
-    dial = response.dial(action=action, method="POST")
-    dial.conference(
+    say(response, text, style)
+    response.dial(action=action, method="POST").conference(
         room_name(call_sid),
         start_conference_on_enter=True,
         end_conference_on_exit=True,

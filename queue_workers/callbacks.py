@@ -29,12 +29,7 @@ def abandoned(sid: str) -> None:
     if origin:
         # The resident hung up on our callback too: a person must follow up, not a loop of
         # automatic callbacks.
-        if ctx.redis.set(f"cc:done:abandoned:{sid}", 1, nx=True, ex=86400):
-            try:
-                alert(ctx, origin, "sos_callback_abandoned", {"leg": sid})
-            except Exception:
-                ctx.redis.delete(f"cc:done:abandoned:{sid}")
-                raise
+        alert_once(ctx, f"abandoned:{sid}", origin, "sos_callback_abandoned", {"leg": sid})
         return
     outcome(ctx, sid, "abandoned")
     place_callback(sid, 1)
@@ -52,12 +47,7 @@ def place_callback(sid: str, attempt: int) -> bool:
     caller = record.get("caller") or _stored_caller(ctx, sid)
     if not caller.startswith("+"):
         ctx.board.callback_settled(sid)  # nothing to wait for: the alert is the follow-up
-        if ctx.redis.set(f"cc:done:nonumber:{sid}", 1, nx=True, ex=86400):
-            try:
-                alert(ctx, sid, "sos_abandoned_no_number", {})
-            except Exception:
-                ctx.redis.delete(f"cc:done:nonumber:{sid}")
-                raise
+        if alert_once(ctx, f"nonumber:{sid}", sid, "sos_abandoned_no_number", {}):
             event(ctx, sid, "callback_impossible", {"reason": "no caller number"})
         return False
     once = f"cc:done:callback:{sid}:{attempt}"
@@ -104,13 +94,23 @@ def gave_up(sid: str, attempt: int) -> None:
     """Every callback attempt went unanswered: a supervisor must follow up."""
     ctx = context.current()
     ctx.board.callback_settled(sid)
-    if ctx.redis.set(f"cc:done:gaveup:{sid}", 1, nx=True, ex=86400):
-        try:
-            alert(ctx, sid, "sos_callback_unanswered", {"attempts": attempt})
-        except Exception:
-            ctx.redis.delete(f"cc:done:gaveup:{sid}")
-            raise
+    if alert_once(ctx, f"gaveup:{sid}", sid, "sos_callback_unanswered", {"attempts": attempt}):
         event(ctx, sid, "callback_gave_up", {"attempts": attempt}, dedup=f"gaveup:{sid}")
+
+
+def alert_once(ctx: Context, key: str, sid: str, kind: str, detail: dict[str, object]) -> bool:
+    """Raise an alert once however often its timer fires; True when raised now.
+
+    A failure leaves it unraised (and raises), so the timer's next firing tries again.
+    """
+    if not ctx.redis.set(f"cc:done:{key}", 1, nx=True, ex=86400):
+        return False
+    try:
+        alert(ctx, sid, kind, detail)
+    except Exception:
+        ctx.redis.delete(f"cc:done:{key}")
+        raise
+    return True
 
 
 def _stored_caller(ctx: Context, sid: str) -> str:
