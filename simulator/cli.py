@@ -50,9 +50,13 @@ def _number_option(value: str | None, what: str) -> str:
 )
 @click.option(
     "--script",
-    help="Comma-separated answers, e.g. '1,,speech:摔倒了,dial:completed:75'; an operator's "
-    "phone: 'op:answer:1:60' (presses 1, talks 60 s), 'op:answer:2', 'op:answer:', "
-    "'op:noanswer', 'op:busy'.",
+    help="Comma-separated answers, in the order the call asks, e.g. "
+    "'1,,speech:摔倒了,dial:completed:75' (empty = no input, 'hangup' = the caller hangs up). "
+    "A phone the app rings (a <Dial> whisper or a leg it places through the REST API): "
+    "'op:answer:1:60' (answers, presses 1, talks 60 s), 'op:answer:2', 'op:answer:' (presses "
+    "nothing), 'op:voicemail', 'op:noanswer', 'op:busy'; 'duty:…' the same for a DUTY_NUMBERS "
+    "phone. A call back to the caller after the call: 'callback:answer' (then the call back's "
+    "own answers), 'callback:noanswer', 'callback:busy'. Waiting in a conference: empty = wait.",
 )
 @click.option("--base-url", help="Public base URL of the app (default PUBLIC_BASE_URL).")
 @click.option("--in-process", is_flag=True, help="Call this app in-process, no server needed.")
@@ -95,6 +99,10 @@ def simulate_command(
     transport: Transport = http or FlaskTransport(app, settings.twilio_auth_token, base_url)
     if not settings.twilio_auth_token:
         click.echo("⚠️  TWILIO_AUTH_TOKEN is empty: webhooks are signed with an empty key", err=True)
+    standin_url = None if no_standin else local_standin(settings)
+    # A scripted caller who hangs up may be called back: give the workers time to do it.
+    # (Phone.for_settings passes DUTY_NUMBERS, so a duty phone's leg is told apart.)
+    linked_script = standin_url is not None and script is not None
     phone = Phone.for_settings(
         settings,
         transport,
@@ -104,8 +112,9 @@ def simulate_command(
         base_url=base_url,
         output=click.echo,
         real_time=real_time,
-        standin_url=None if no_standin else local_standin(settings),
+        standin_url=standin_url,
         redirect_wait=redirect_wait,
+        callback_wait=max(redirect_wait * 5, 5) if linked_script else 0.0,
     )
     try:
         record = phone.call()
@@ -114,4 +123,8 @@ def simulate_command(
     finally:
         if http is not None:
             http.close()
-    click.echo(f"📋 {len(record.requests)} webhooks, {record.duration} s, {record.status}")
+    legs = f", {len(record.legs)} legs placed by the app" if record.legs else ""
+    back = f", {len(record.callbacks)} calls back answered" if record.callbacks else ""
+    click.echo(
+        f"📋 {len(record.requests)} webhooks, {record.duration} s, {record.status}{legs}{back}"
+    )

@@ -3,34 +3,54 @@
 It signs each webhook as Twilio does, follows the TwiML the app answers verb by verb and asks
 a *user* (a script or a person at the terminal) whatever a caller would decide.
 
-Linked to the REST stand-in (``standin_url``) it also does what Twilio does when a worker
-redirects the call through the REST API: it drops whatever TwiML runs (the queue's wait
-loop, typically) and follows the new URL; an operator's phone rung with a whisper is then
-answered as the user says (``op:answer:1:60`` …).
+Linked to the REST stand-in (``standin_url``) it also does what Twilio does with the app's
+REST requests, at every point where time passes in the call (each verb, each turn in a queue
+or a conference):
+
+- a redirect (``calls(sid).update(url=…)``) drops whatever TwiML runs and follows the URL;
+- a call the app places (``calls.create``) rings whoever it names, and the user says what
+  they do (``op:answer:1:60``, ``duty:voicemail``, ``callback:answer`` …). An answered leg
+  runs its own TwiML on the far side: the whisper is printed, the scripted keys pressed once,
+  and ``<Dial><Conference>`` puts the leg in a conference room, where the caller meets it
+  when its own TwiML dials the same room. A leg the app ends (``update(status=…)``) stops.
+- after the call, a call placed to the caller's own number (a call back) is answered and
+  followed like a call of its own, for up to ``callback_wait`` real seconds.
+
+Legs are played one at a time, on the phone's one simulated clock; nothing here knows the
+app's URL paths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from enum import Enum
+from typing import Any
 from urllib.parse import urljoin
 
 import phonenumbers
 import requests
 
 from ivr.settings import Settings
-from simulator.rest_api import API_VERSION, StandInHooks, new_sid
+from simulator.rest_api import API_VERSION, FINAL_CALL_STATUSES, StandInHooks, new_sid
 from simulator.transport import Transport, TransportError
 from simulator.users import (
+    CREATE_TIMEOUT,
     DIAL_TIMEOUT,
     GATHER_TIMEOUT,
+    SILENCE,
     AnswerKind,
+    ConferenceQuestion,
     DialQuestion,
     GatherQuestion,
+    LegKind,
+    LegQuestion,
     OperatorQuestion,
     Output,
     QueueQuestion,
@@ -56,6 +76,16 @@ PROMPT_VERBS = frozenset({"Say", "Play", "Pause"})
 WAIT_VERBS = PROMPT_VERBS | {"Gather", "Redirect", "Leave", "Hangup"}
 CALL_VERBS = PROMPT_VERBS | {"Gather", "Redirect", "Enqueue", "Dial", "Hangup", "Reject"}
 
+# Who answers a leg, in Chinese and English, for what is printed.
+WHO = {
+    LegKind.OP: ("接线员", "Operator"),
+    LegKind.DUTY: ("值班电话", "Duty phone"),
+    LegKind.CALLBACK: ("来电者", "Caller"),
+}
+VOICEMAIL = ("语音信箱", "Voicemail")
+# AnsweredBy for a machine, by the MachineDetection the call was created with.
+MACHINE_ANSWERS = {"enable": "machine_start", "detectmessageend": "machine_end_beep"}
+
 
 @dataclass(frozen=True)
 class Webhook:
@@ -69,14 +99,38 @@ class Webhook:
 
 
 @dataclass
+class LegRecord:
+    """One call the app placed through the REST API and how it went.
+
+    ``outcome`` is the status its status callback carried (``completed``, ``no-answer``,
+    ``busy``, ``canceled``); ``requests`` are its own webhooks (also in the call's list).
+    """
+
+    sid: str
+    kind: LegKind
+    to: str
+    outcome: str = "queued"
+    answered_by: str | None = None
+    duration: int = 0
+    requests: list[Webhook] = field(default_factory=list)
+
+
+@dataclass
 class CallRecord:
-    """Everything one simulated call did, for tests to assert on."""
+    """Everything one simulated call did, for tests to assert on.
+
+    ``requests`` holds every webhook the phone sent while this call was its call: the legs
+    the app placed during it and after it included; ``legs`` those legs, ``callbacks`` the
+    calls back to the caller that were answered (each with its own record).
+    """
 
     sid: str
     requests: list[Webhook] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     status: str = "completed"
     duration: int = 0
+    legs: list[LegRecord] = field(default_factory=list)
+    callbacks: list[CallRecord] = field(default_factory=list)
 
     @property
     def urls(self) -> list[str]:
@@ -88,6 +142,10 @@ class CallRecord:
 class _Document:
     url: str
     root: ET.Element
+
+
+# (method, url, parameters beyond the call's own) of a webhook to make.
+_Request = tuple[str, str, dict[str, str]]
 
 
 class _CallEnds(Exception):
@@ -111,6 +169,88 @@ class _Redirected(Exception):
         self.url = url
 
 
+class _LegEnd(Enum):
+    """How the TwiML on a leg's side stopped (short of waiting in a conference)."""
+
+    END = "end"  # the document ran out
+    HANGUP = "hangup"
+    ERROR = "error"
+    STOPPED = "stopped"  # the app ended the call through the REST API
+
+
+@dataclass
+class _Leg:
+    """A call the phone plays on the side of whoever answered it."""
+
+    sid: str
+    params: dict[str, str]
+    who: tuple[str, str]
+    tag: str
+    keys: str = ""
+    talk: int = 0
+    # As the stand-in lists it (``calls.create``); None for the leg of a <Dial><Number>.
+    placed: dict[str, Any] | None = None
+    record: LegRecord | None = None
+    url: str = ""
+    once: dict[str, str] = field(default_factory=dict)  # sent with the first request only
+    answered_at: int | None = None
+    redirects_seen: int = 0
+
+    @property
+    def to(self) -> str:
+        """The number rung."""
+        return self.params["To"]
+
+
+@dataclass(frozen=True)
+class _Seat:
+    """How one participant sits in a conference: the ``<Conference>`` noun's attributes."""
+
+    start: bool = True
+    end: bool = False
+    beep: str = "true"
+    wait_url: str | None = None
+
+    def beeps(self, when: str) -> str:
+        """The beep printed when this participant enters or exits (``when``)."""
+        return " 🔔" if self.beep in ("true", when.lower()) else ""
+
+
+@dataclass
+class _Parked:
+    """A leg waiting in a conference room, and where its TwiML goes on afterwards."""
+
+    leg: _Leg
+    room: str
+    seat: _Seat
+    dial: ET.Element
+    doc: _Document
+    resume_at: int  # index of the verb after the <Dial>
+    talk_left: int
+    talked: int = 0
+
+
+@dataclass(frozen=True)
+class _Departure:
+    """A leg out of its conference: ``hangup`` (its person), ``ended`` (the conference),
+    ``stopped`` (the REST API ended the call) or ``redirected`` (to ``url``)."""
+
+    parked: _Parked
+    how: str
+    url: str = ""
+
+
+@dataclass
+class _Session:
+    """What one ``Phone.call()`` shares with the calls back it answers."""
+
+    clock: int = 0
+    legs: StandInHooks | None = None  # where to look for legs; None when not linked
+    seen: set[str] = field(default_factory=set)
+    rooms: dict[str, list[_Parked]] = field(default_factory=dict)
+    gone: list[_Departure] = field(default_factory=list)
+
+
 def speech_seconds(text: str) -> int:
     """Rough time text-to-speech takes: about 4 Chinese characters or 15 letters a second."""
     cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef")
@@ -127,6 +267,32 @@ def _country(number: str) -> str:
         return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or ""
     except phonenumbers.NumberParseException:
         return ""
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    return default if value is None else value.strip().lower() == "true"
+
+
+def _seat(noun: ET.Element) -> _Seat:
+    """A ``<Conference>`` noun's attributes, with Twilio's defaults."""
+    return _Seat(
+        start=_flag(noun.get("startConferenceOnEnter"), True),
+        end=_flag(noun.get("endConferenceOnExit"), False),
+        beep=(noun.get("beep") or "true").strip().lower(),
+        wait_url=noun.get("waitUrl"),
+    )
+
+
+def _progress(params: dict[str, str], status: str, duration: int) -> dict[str, str]:
+    """A status callback's parameters: the call's own, its final status and duration."""
+    return {
+        **params,
+        "CallStatus": status,
+        "CallDuration": str(duration),
+        "Timestamp": format_datetime(datetime.now(UTC)),
+        "SequenceNumber": "0",
+        "CallbackSource": "call-progress-events",
+    }
 
 
 class Phone:
@@ -148,10 +314,15 @@ class Phone:
         max_requests: int = 500,
         standin_url: str | None = None,
         redirect_wait: float = 0.0,
+        duty_numbers: tuple[str, ...] = (),
+        callback_wait: float = 0.0,
     ) -> None:
         # ``standin_url`` links the phone to the REST stand-in, so a worker's redirect reaches
-        # the call; ``redirect_wait`` (real seconds) lets each wait-loop turn of a call on the
-        # simulated clock last long enough for a worker to act.
+        # the call and the calls the app places ring; ``redirect_wait`` (real seconds) lets
+        # each wait-loop turn of a call on the simulated clock last long enough for a worker
+        # to act. A leg to one of ``duty_numbers`` is a duty phone's, to ``from_number`` a
+        # call back (looked for ``callback_wait`` real seconds after the call), else an
+        # operator's or a supervisor's.
         self.transport = transport
         self.user = user
         self.voice_url = voice_url
@@ -165,12 +336,25 @@ class Phone:
         self.max_requests = max_requests
         self.hooks = StandInHooks(standin_url) if standin_url else None
         self.redirect_wait = redirect_wait
+        self.duty_numbers = tuple(duty_numbers)
+        self.callback_wait = callback_wait
+        # The caller's own number: a call back rings it. A call back played as a call of its
+        # own comes *from* the app's number, so the two can differ.
+        self.own_number = from_number
+        self.direction = "inbound"
         self.record = CallRecord(sid="")
-        self.clock = 0
+        self._session = _Session()
         self._answered = False
+        self._started = 0
+        self._status_method = "POST"
         # The stand-in's hooks while this call is linked to them.
         self._live: StandInHooks | None = None
         self._redirects_seen = 0
+        # The conference room the caller is in, and whether it ended for the caller.
+        self._room: str | None = None
+        self._room_ended = False
+        # Above zero while a leg's side is played: the caller's REST checks wait till after.
+        self._leg_depth = 0
         self._handlers = {
             "Say": self._say,
             "Play": self._play,
@@ -196,9 +380,10 @@ class Phone:
         base_url: str | None = None,
         **options: object,
     ) -> Phone:
-        """A phone calling the app the settings describe (webhook URLs, account)."""
+        """A phone calling the app the settings describe (webhook URLs, account, duty phones)."""
         if base_url:
             settings = settings.with_overrides(public_base_url=base_url)
+        options.setdefault("duty_numbers", settings.duty_numbers)
         return cls(
             transport,
             user,
@@ -210,23 +395,59 @@ class Phone:
             **options,  # type: ignore[arg-type]
         )
 
+    @property
+    def clock(self) -> int:
+        """Simulated seconds since the call began (calls back and legs share the clock)."""
+        return self._session.clock
+
+    @clock.setter
+    def clock(self, value: int) -> None:
+        self._session.clock = value
+
     def call(self) -> CallRecord:
-        """Place one call, follow it to its end and send the status callback."""
-        self.record = CallRecord(sid=new_sid("CA"))
-        self.clock = 0
-        self._answered = False
-        self._print(f"📱 {self.from_number} → {self.to_number}  ({self.record.sid})")
-        self._link()
+        """Place one call, follow it to its end and send the status callback.
+
+        Then, linked to a stand-in, play the calls the app still places; a call back to this
+        phone is answered as the user says and followed (in ``record.callbacks``).
+        """
+        self._session = _Session()
+        record = self._play_call(new_sid("CA"), self.voice_url, "POST")
+        self._await_callbacks()
+        return record
+
+    def _play_call(
+        self,
+        sid: str,
+        url: str,
+        method: str,
+        *,
+        extra: dict[str, str] | None = None,
+        status_method: str = "POST",
+        redirects_seen: int = 0,
+    ) -> CallRecord:
+        """Follow one call (placed, or a call back answered) to its end and its callback."""
+        self.record = CallRecord(sid=sid)
+        self._started, self._answered = self.clock, self.direction != "inbound"
+        self._status_method = status_method
+        self._room, self._room_ended = None, False
+        if self.direction == "inbound":
+            self._print(f"📱 {self.from_number} → {self.to_number}  ({sid})")
+            self._link()
+        else:
+            self._print(f"📱 回电 Call back {self.from_number} → {self.to_number}  ({sid})")
+            self._live, self._redirects_seen = self._session.legs, redirects_seen
+            self._set_rest_status(sid, "in-progress")
         status = "completed"
         try:
-            self._converse(self._fetch(self.voice_url, "POST"))
+            self._converse(self._fetch(url, method, extra))
             self._print("📴 TwiML 结束，通话结束 End of TwiML: the call ends")
         except _CallEnds as end:
             status = end.status
         self.record.status = status
-        self.record.duration = self.clock if self._answered else 0
+        self.record.duration = self.clock - self._started if self._answered else 0
         self._unlink()
         self._status_callback()
+        self._end_legs()
         return self.record
 
     def _converse(self, doc: _Document | None) -> None:
@@ -249,10 +470,12 @@ class Phone:
             self.hooks.add_inbound_call(
                 self.record.sid, self.from_number, self.to_number, self.account_sid
             )
+            # Calls placed before this one are not about it.
+            self._session.seen.update(c["sid"] for c in self.hooks.created_calls())
         except requests.RequestException as exc:
             self._loud(f"REST stand-in unreachable ({exc}): REST redirects will not reach us")
             return
-        self._live = self.hooks
+        self._live = self._session.legs = self.hooks
 
     def _unlink(self) -> None:
         """Tell the stand-in the call is over: a later redirect is refused (21220)."""
@@ -264,28 +487,59 @@ class Phone:
         except requests.RequestException as exc:
             self._loud(f"REST stand-in unreachable ({exc}): it still thinks the call is on")
 
-    def _check_redirect(self, wait: float = 0.0) -> None:
-        """Raise ``_Redirected`` if the REST API redirected the call since the last look.
+    def _check_rest(self, wait: float = 0.0) -> None:
+        """Catch up with the REST API: the legs the app placed or ended, and this call's redirect.
 
-        ``wait`` keeps looking for that many real seconds.
+        Raises ``_Redirected`` if the call was redirected since the last look; ``wait`` keeps
+        looking that many real seconds. Does nothing while a leg's side is being played.
         """
+        if self._leg_depth:
+            return
         deadline = time.monotonic() + wait
         while self._live is not None:
-            try:
-                redirects = self._live.call(self.record.sid)["redirects"]
-            except requests.RequestException as exc:
-                self._loud(f"REST stand-in unreachable ({exc}): no more REST redirects")
-                self._live = None
-                return
-            if len(redirects) > self._redirects_seen:
-                # Twilio follows the latest redirect; earlier ones were overtaken.
-                self._redirects_seen = len(redirects)
-                self._print(f"↪️  REST API 重定向 Redirected through the REST API: {redirects[-1]}")
-                raise _Redirected(redirects[-1])
+            self._look_at_legs()
+            self._check_redirect()
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             time.sleep(min(left, POLL_SECONDS))
+
+    def _check_redirect(self) -> None:
+        """Raise ``_Redirected`` if the REST API redirected the call since the last look."""
+        if self._live is None:
+            return
+        try:
+            redirects = self._live.call(self.record.sid)["redirects"]
+        except requests.RequestException as exc:
+            self._loud(f"REST stand-in unreachable ({exc}): no more REST redirects")
+            self._live = None
+            return
+        if len(redirects) > self._redirects_seen:
+            # Twilio follows the latest redirect; earlier ones were overtaken.
+            self._redirects_seen = len(redirects)
+            self._print(f"↪️  REST API 重定向 Redirected through the REST API: {redirects[-1]}")
+            raise _Redirected(redirects[-1])
+
+    def _rest_call(self, sid: str) -> dict[str, Any] | None:
+        """A call as the stand-in shows it (with ``redirects``), or None when unlinked."""
+        hooks = self._session.legs
+        if hooks is None:
+            return None
+        try:
+            return hooks.call(sid)
+        except requests.RequestException as exc:
+            self._loud(f"REST stand-in unreachable ({exc}): no more legs")
+            self._session.legs = None
+            return None
+
+    def _set_rest_status(self, sid: str, status: str) -> None:
+        """Move a call on at the stand-in, as the network does (``ringing``, ``in-progress`` …)."""
+        if self._session.legs is None:
+            return
+        try:
+            self._session.legs.set_call_status(sid, status)
+        except requests.RequestException as exc:
+            self._loud(f"REST stand-in unreachable ({exc}): call {sid} stays as it was")
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -300,31 +554,41 @@ class Phone:
         if not self.real_time:
             self.clock += seconds
             return
-        start = time.monotonic()
+        start, clock = time.monotonic(), self.clock
         try:
             # A redirect cuts a pause or a prompt short, as on a real call.
             while (left := start + seconds - time.monotonic()) > 0:
-                time.sleep(left if self._live is None else min(left, POLL_SECONDS))
-                self._check_redirect()
+                quiet = self._live is None or self._leg_depth
+                time.sleep(left if quiet else min(left, POLL_SECONDS))
+                self._check_rest()
         finally:
-            self.clock += min(seconds, math.ceil(time.monotonic() - start))
+            # Legs played meanwhile moved the shared clock already.
+            self.clock = max(self.clock, clock + min(seconds, math.ceil(time.monotonic() - start)))
 
     def call_params(self) -> dict[str, str]:
         """The parameters Twilio sends with every request about this call."""
-        status = "in-progress" if self.record.requests else "ringing"
-        from_country, to_country = _country(self.from_number), _country(self.to_number)
+        ringing = self.direction == "inbound" and not self.record.requests
+        status = "ringing" if ringing else "in-progress"
+        return self._params(
+            self.record.sid, self.direction, self.from_number, self.to_number, status
+        )
+
+    def _params(
+        self, sid: str, direction: str, from_number: str, to_number: str, status: str
+    ) -> dict[str, str]:
+        from_country, to_country = _country(from_number), _country(to_number)
         params = {
             "AccountSid": self.account_sid,
             "ApiVersion": API_VERSION,
-            "CallSid": self.record.sid,
+            "CallSid": sid,
             "CallStatus": status,
-            "Direction": "inbound",
-            "From": self.from_number,
-            "Caller": self.from_number,
+            "Direction": direction,
+            "From": from_number,
+            "Caller": from_number,
             "FromCountry": from_country,
             "CallerCountry": from_country,
-            "To": self.to_number,
-            "Called": self.to_number,
+            "To": to_number,
+            "Called": to_number,
             "ToCountry": to_country,
             "CalledCountry": to_country,
         }
@@ -332,7 +596,14 @@ class Phone:
             params.update({f"{side}City": "", f"{side}State": "", f"{side}Zip": ""})
         return params
 
-    def _exchange(self, method: str, url: str, params: dict[str, str], shown: str) -> Webhook:
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str],
+        shown: str,
+        leg: LegRecord | None = None,
+    ) -> Webhook:
         self._print(f"→ {method} {url}{'  ' + shown if shown else ''}")
         try:
             status, body = self.transport.request(method, url, params)
@@ -340,6 +611,8 @@ class Phone:
             status, body = 0, str(exc)
         webhook = Webhook(method, url, params, status, body)
         self.record.requests.append(webhook)
+        if leg is not None:
+            leg.requests.append(webhook)
         return webhook
 
     def _parse(self, webhook: Webhook) -> ET.Element | None:
@@ -358,13 +631,18 @@ class Phone:
         return root
 
     def _twiml(
-        self, method: str, url: str, params: dict[str, str], shown: str
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str],
+        shown: str,
+        leg: LegRecord | None = None,
     ) -> ET.Element | None:
         """Request a TwiML document: its root, or None (told loudly) if there is none."""
         if len(self.record.requests) >= self.max_requests:
             self._loud(f"more than {self.max_requests} webhooks in one call: a loop? hanging up")
             raise _CallEnds(error=True)
-        return self._parse(self._exchange(method, url, params, shown))
+        return self._parse(self._exchange(method, url, params, shown, leg))
 
     def _fetch(
         self, url: str, method: str = "POST", extra: dict[str, str] | None = None
@@ -382,16 +660,9 @@ class Phone:
         self._print(f"📴 通话结束 Call ended: {self.record.status}, {self.record.duration} s")
         if not self.status_url:
             return
-        params = {
-            **self.call_params(),
-            "CallStatus": self.record.status,
-            "CallDuration": str(self.record.duration),
-            "Timestamp": format_datetime(datetime.now(UTC)),
-            "SequenceNumber": "0",
-            "CallbackSource": "call-progress-events",
-        }
+        params = _progress(self.call_params(), self.record.status, self.record.duration)
         webhook = self._exchange(
-            "POST", self.status_url, params, f"CallStatus={params['CallStatus']}"
+            self._status_method, self.status_url, params, f"CallStatus={params['CallStatus']}"
         )
         if not 200 <= webhook.status < 300:
             self._loud(f"status callback answered HTTP {webhook.status}: {webhook.body[:300]}")
@@ -405,7 +676,7 @@ class Phone:
 
     def _run_document(self, doc: _Document, allowed: frozenset[str]) -> _Document | None:
         for verb in doc.root:
-            self._check_redirect()
+            self._check_rest()
             if verb.tag not in allowed:
                 self._loud(f"<{verb.tag}> is not supported here; skipped")
                 continue
@@ -444,7 +715,7 @@ class Phone:
                 self._loud(f"<{child.tag}> inside <Gather> is ignored by Twilio")
         question = _gather_question(verb)
         answer = self.user.answer(question)
-        self._check_redirect()  # a redirect while the caller was deciding voids the answer
+        self._check_rest()  # a redirect while the caller was deciding voids the answer
         action = self._url(doc, verb.get("action")) or doc.url
         method = verb.get("method", "POST")
         if answer.kind is AnswerKind.HANGUP:
@@ -496,7 +767,7 @@ class Phone:
         self._print(f"⏳ 进入排队 Enqueued in '{name}'")
         result, talk = "hangup", 0
         for _ in range(self.max_wait_loops):
-            self._check_redirect(0.0 if self.real_time else self.redirect_wait)
+            self._check_rest(0.0 if self.real_time else self.redirect_wait)
             queue_time = self.clock - start
             loop_start = self.clock
             try:
@@ -510,9 +781,9 @@ class Phone:
                 break
             if self.clock == loop_start:
                 self._elapse(EMPTY_WAIT_SECONDS)
-            self._check_redirect()
+            self._check_rest()
             answer = self.user.answer(QueueQuestion(name, 1, self.clock - start))
-            self._check_redirect()
+            self._check_rest()
             if answer.kind is AnswerKind.HANGUP:
                 self._print("📴 来电者挂机 Caller hangs up")
                 break
@@ -556,6 +827,8 @@ class Phone:
 
     def _dial(self, verb: ET.Element, doc: _Document) -> _Document | None:
         nouns = [child for child in verb if child.tag in DIAL_NOUNS]
+        if nouns and nouns[0].tag == "Conference":
+            return self._conference(verb, nouns[0], doc)
         targets = [f"{n.tag} {(n.text or '').strip()}" for n in nouns] or [
             (verb.text or "").strip()
         ]
@@ -640,65 +913,575 @@ class Phone:
         True when the whisper ends without hanging up: Twilio then connects the two parties.
         """
         params = self._leg_params(number, sid, caller_id)
+        leg = _Leg(sid, params, WHO[LegKind.OP], "(whisper)", keys=keys)
         self._print(f"   🎧 接线员接听 Operator {params['To']} answers")
         url = self._url(doc, number.get("url")) or doc.url
-        request: tuple[str, str, dict[str, str]] | None = (number.get("method", "POST"), url, {})
-        while request is not None:
-            method, url, extra = request
-            shown = " ".join(f"{k}={v}" for k, v in extra.items()) or "(whisper)"
-            root = self._twiml(method, url, {**params, **extra}, shown)
-            if root is None:
-                self._loud("接线员听到“应用程序错误” The operator hears 'application error'")
-                return False
-            leg_doc, request = _Document(url, root), None
-            for verb in root:
-                if verb.tag in ("Hangup", "Reject"):
-                    self._print("   📴 接线员一侧挂断 The operator's leg hangs up")
-                    return False
-                if verb.tag == "Gather":
-                    request = self._operator_gather(verb, leg_doc, keys)
-                    keys = ""  # the operator presses once; a later prompt gets silence
-                elif verb.tag == "Redirect":
-                    target = self._url(leg_doc, verb.text) or url
-                    request = (verb.get("method", "POST"), target, {})
-                elif verb.tag in PROMPT_VERBS:
-                    self._operator_hears(verb, leg_doc)
-                else:
-                    self._loud(f"<{verb.tag}> does not belong in a whisper; skipped")
-                if request is not None:
-                    break
-        return True
+        with self._leg_side():
+            return self._run_leg(leg, (number.get("method", "POST"), url, {})) is _LegEnd.END
 
-    def _operator_gather(
-        self, verb: ET.Element, doc: _Document, keys: str
-    ) -> tuple[str, str, dict[str, str]] | None:
-        """The operator's ``<Gather>``: the (method, url, params) to request next, if any."""
+    # -- a leg's side: what whoever answered hears and does --------------------------------
+
+    @contextlib.contextmanager
+    def _leg_side(self) -> Iterator[None]:
+        """While a leg's side plays, the caller's REST checks wait: legs never nest."""
+        self._leg_depth += 1
+        try:
+            yield
+        finally:
+            self._leg_depth -= 1
+
+    def _run_leg(
+        self,
+        leg: _Leg,
+        request: _Request | None,
+        resume: tuple[_Document, int] | None = None,
+    ) -> _LegEnd | _Parked:
+        """Run TwiML on a leg's side (from ``request``, or ``resume`` a document) until it
+        ends or the leg waits in a conference."""
+        while True:
+            if resume is not None:
+                (doc, start), resume = resume, None
+            elif request is None:
+                return _LegEnd.END
+            else:
+                fetched = self._leg_fetch(leg, request)
+                if fetched is None:
+                    return _LegEnd.ERROR
+                doc, start = fetched, 0
+            outcome = self._leg_document(leg, doc, start)
+            if not isinstance(outcome, tuple):
+                return outcome
+            request = outcome
+
+    def _leg_fetch(self, leg: _Leg, request: _Request) -> _Document | None:
+        method, url, extra = request
+        sent, leg.once = {**leg.once, **extra}, {}
+        shown = " ".join(f"{k}={v}" for k, v in sent.items()) or leg.tag
+        root = self._twiml(method, url, {**leg.params, **sent}, shown, leg.record)
+        if root is None:
+            zh, en = leg.who
+            self._loud(f"{zh}听到“应用程序错误” The {en.lower()} hears 'application error'")
+            return None
+        return _Document(url, root)
+
+    def _leg_document(self, leg: _Leg, doc: _Document, start: int) -> _Request | _LegEnd | _Parked:
+        """Run one document on a leg's side from verb ``start``: what comes next."""
+        zh, en = leg.who
+        for index, verb in enumerate(list(doc.root)[start:], start):
+            polled = self._poll_leg(leg)
+            if polled is _LegEnd.STOPPED:
+                return polled
+            if polled:
+                return ("POST", polled, {})
+            if verb.tag in ("Hangup", "Reject"):
+                self._print(f"   📴 {zh}一侧挂断 The {en.lower()}'s leg hangs up")
+                return _LegEnd.HANGUP
+            if verb.tag == "Gather":
+                request = self._leg_gather(leg, verb, doc)
+                if request is not None:
+                    return request
+            elif verb.tag == "Redirect":
+                return (verb.get("method", "POST"), self._url(doc, verb.text) or doc.url, {})
+            elif verb.tag == "Dial" and leg.placed is not None:
+                parked = self._leg_dial(leg, verb, doc, index + 1)
+                if parked is not None:
+                    return parked
+            elif verb.tag in PROMPT_VERBS:
+                self._leg_hears(leg, verb, doc)
+            elif leg.placed is None:
+                self._loud(f"<{verb.tag}> does not belong in a whisper; skipped")
+            else:
+                self._loud(f"<{verb.tag}> on a leg's side is not simulated; skipped")
+        return _LegEnd.END
+
+    def _leg_gather(self, leg: _Leg, verb: ET.Element, doc: _Document) -> _Request | None:
+        """A ``<Gather>`` on a leg's side: the keys are pressed once, later ones hear silence."""
+        zh, en = leg.who
         for child in verb:
             if child.tag in PROMPT_VERBS:
-                self._operator_hears(child, doc)
+                self._leg_hears(leg, child, doc)
         question = _gather_question(verb)
-        answer = question.parse(keys)
+        try:
+            answer = question.parse(leg.keys)
+        except ValueError as exc:
+            self._loud(f"{exc}: the {en.lower()} presses nothing")
+            answer = SILENCE
+        leg.keys = ""
         action = self._url(doc, verb.get("action")) or doc.url
         method = verb.get("method", "POST")
         if answer.kind is AnswerKind.KEYS:
-            self._print(f"   ⌨️  接线员按键 Operator presses: {answer.text}")
+            self._print(f"   ⌨️  {zh}按键 {en} presses: {answer.text}")
             self._elapse(ANSWER_SECONDS)
             return method, action, {"Digits": answer.text}
-        self._print(f"   🤫 接线员未按键 Operator presses nothing ({question.timeout} s)")
+        self._print(f"   🤫 {zh}未按键 {en} presses nothing ({question.timeout} s)")
         self._elapse(question.timeout)
         if verb.get("actionOnEmptyResult", "false").lower() == "true":
             return method, action, {}
         return None
 
-    def _operator_hears(self, verb: ET.Element, doc: _Document) -> None:
+    def _leg_hears(self, leg: _Leg, verb: ET.Element, doc: _Document) -> None:
+        zh, en = leg.who
+        hears = f"👂 {zh}听到 {en} hears: "
         if verb.tag == "Say":
             text = spoken_text(verb)
-            self._print(OPERATOR_HEARS + text)
+            self._print(hears + text)
             self._elapse(speech_seconds(text))
         elif verb.tag == "Pause":
             self._elapse(int(verb.get("length", "1")))
         else:
-            self._print(f"{OPERATOR_HEARS}🎵 {self._url(doc, verb.text)}")
+            self._print(f"{hears}🎵 {self._url(doc, verb.text)}")
+
+    def _leg_dial(
+        self, leg: _Leg, verb: ET.Element, doc: _Document, resume_at: int
+    ) -> _Parked | None:
+        """A ``<Dial>`` on a leg's side: a ``<Conference>`` parks the leg in its room."""
+        nouns = [child for child in verb if child.tag in DIAL_NOUNS]
+        if len(nouns) != 1 or nouns[0].tag != "Conference":
+            shown = ", ".join(n.tag for n in nouns) or "a number"
+            self._loud(f"<Dial> of {shown} on a leg's side is not simulated; skipped")
+            return None
+        limit = int(verb.get("timeLimit", DIAL_TIME_LIMIT))
+        room = (nouns[0].text or "").strip()
+        return _Parked(leg, room, _seat(nouns[0]), verb, doc, resume_at, min(leg.talk, limit))
+
+    def _poll_leg(self, leg: _Leg) -> _LegEnd | str | None:
+        """What the REST API did to a leg: ``STOPPED`` (ended), a URL (redirect) or None."""
+        if leg.placed is None:
+            return None
+        call = self._rest_call(leg.sid)
+        if call is None:
+            return None
+        if call["status"] in FINAL_CALL_STATUSES:
+            self._print(
+                f"⏹️  应用通过 REST API 结束呼出 The app ended the call to {leg.to} "
+                f"through the REST API ({call['status']})"
+            )
+            return _LegEnd.STOPPED
+        redirects = call.get("redirects") or []
+        if len(redirects) <= leg.redirects_seen:
+            return None
+        leg.redirects_seen = len(redirects)
+        self._print(f"↪️  REST API 重定向呼出 The call to {leg.to} redirected: {redirects[-1]}")
+        return str(redirects[-1])
+
+    # -- legs the app places through the REST API --------------------------------------------
+
+    def _kind(self, to: str) -> LegKind:
+        if to == self.own_number:
+            return LegKind.CALLBACK
+        return LegKind.DUTY if to in self.duty_numbers else LegKind.OP
+
+    def _look_at_legs(self) -> None:
+        """Ring the legs placed since the last look; finish those that left a conference."""
+        if self._session.legs is None:
+            return
+        self._play_new_legs(callbacks=False)
+        self._poll_parked()
+        self._settle_departures()
+
+    def _play_new_legs(self, callbacks: bool) -> int:
+        """Ring every leg placed since the last look, oldest first; how many were rung.
+
+        A call back to this phone waits while this phone is on a call (``callbacks`` False).
+        """
+        handled = 0
+        while self._session.legs is not None and handled < self.max_requests:
+            try:
+                placed = self._session.legs.created_calls()
+            except requests.RequestException as exc:
+                self._loud(f"REST stand-in unreachable ({exc}): no more legs")
+                self._session.legs = None
+                break
+            new = [(c, self._kind(c["to"])) for c in placed if c["sid"] not in self._session.seen]
+            new = [(c, kind) for c, kind in new if callbacks or kind is not LegKind.CALLBACK]
+            if not new:
+                break
+            for c, _ in new:
+                # They all ring at once, as on the network; the person is asked in turn.
+                self._session.seen.add(c["sid"])
+                if c["status"] == "queued":
+                    self._set_rest_status(c["sid"], "ringing")
+            with self._leg_side():
+                for c, kind in new:
+                    self._ring(c, kind)
+                    handled += 1
+        return handled
+
+    def _ring(self, placed: dict[str, Any], kind: LegKind) -> None:
+        """A leg rings: ask what its person does and play it to its end (or a conference)."""
+        record = LegRecord(placed["sid"], kind, placed["to"])
+        self.record.legs.append(record)
+        who = WHO[kind]
+        params = self._params(
+            placed["sid"], "outbound-api", placed["from"], placed["to"], "in-progress"
+        )
+        leg = _Leg(
+            placed["sid"],
+            params,
+            who,
+            f"({who[1].lower()}'s leg)",
+            placed=placed,
+            record=record,
+            url=placed["url"],
+        )
+        timeout = int(placed.get("timeout") or CREATE_TIMEOUT)
+        self._print(
+            f"📲 呼出 The app calls {leg.to} — {who[0]} {who[1]} ({placed['sid']}, "
+            f"timeout={timeout} s)"
+        )
+        if self._stopped(leg):
+            return
+        if not leg.url:
+            self._loud("a call placed without a Url (inline Twiml) is not simulated: it fails")
+            self._leg_over(leg, "failed")
+            return
+        answer = self.user.answer(LegQuestion(kind, leg.to, timeout))
+        if self._stopped(leg):  # the app ended it while its person made up their mind
+            return
+        if answer.kind is AnswerKind.PICKUP:
+            self._answer_callback(leg)
+        elif answer.kind in (AnswerKind.OPERATOR, AnswerKind.VOICEMAIL):
+            self._answer_leg(leg, answer.kind is AnswerKind.VOICEMAIL, answer.text, answer.seconds)
+        else:
+            status = answer.text if answer.kind is AnswerKind.DIAL else "no-answer"
+            self._print(f"   ❎ {status}")
+            if not self._ring_out(leg, timeout if status == "no-answer" else ANSWER_SECONDS):
+                self._leg_over(leg, status)
+
+    def _stopped(self, leg: _Leg) -> bool:
+        """True (and the leg ended) when the app ended the ringing leg through the REST API."""
+        polled = self._poll_leg(leg)
+        if isinstance(polled, str):
+            leg.url = polled  # Twilio fetches the latest URL once the call is answered
+        elif polled is _LegEnd.STOPPED:
+            self._leg_over(leg)
+            return True
+        return False
+
+    def _ring_out(self, leg: _Leg, seconds: int) -> bool:
+        """Let a leg ring ``seconds`` unanswered; True when the app ended it meanwhile."""
+        if not self.real_time:
+            self.clock += seconds
+            return self._stopped(leg)
+        start = time.monotonic()
+        try:
+            while (left := start + seconds - time.monotonic()) > 0:
+                time.sleep(min(left, POLL_SECONDS))
+                if self._stopped(leg):
+                    return True
+        finally:
+            self.clock += min(seconds, math.ceil(time.monotonic() - start))
+        return self._stopped(leg)
+
+    def _answer_leg(self, leg: _Leg, voicemail: bool, keys: str, talk: int) -> None:
+        """A person (or a voicemail) answers a leg: run its TwiML on their side."""
+        assert leg.placed is not None and leg.record is not None
+        machine = (leg.placed.get("machine_detection") or "").strip().lower()
+        if voicemail:
+            leg.who = VOICEMAIL
+            answered_by = MACHINE_ANSWERS.get(machine, "machine_start")
+            self._print(f"   📼 语音信箱接听 Voicemail answers {leg.to}")
+        else:
+            leg.keys, leg.talk, answered_by = keys, talk, "human"
+            self._print(f"   🎧 {leg.who[0]}接听 {leg.who[1]} {leg.to} answers")
+        if machine:
+            # Twilio says who answered only when asked to detect machines.
+            leg.once = {"AnsweredBy": answered_by}
+            leg.record.answered_by = answered_by
+        self._set_rest_status(leg.sid, "in-progress")
+        leg.answered_at = self.clock
+        self._leg_result(leg, self._run_leg(leg, (leg.placed["method"], leg.url, {})))
+
+    def _leg_result(self, leg: _Leg, outcome: _LegEnd | _Parked) -> None:
+        if isinstance(outcome, _Parked):
+            self._park(outcome)
+        elif outcome is _LegEnd.STOPPED:
+            self._leg_over(leg)
+        else:
+            self._leg_over(leg, "completed")
+
+    def _leg_over(self, leg: _Leg, status: str | None = None) -> None:
+        """A leg ended: its status callback. ``status`` None: the REST API ended it."""
+        assert leg.placed is not None
+        if status is None:
+            status = "canceled" if leg.answered_at is None else "completed"
+        else:
+            self._set_rest_status(leg.sid, status)
+        duration = self.clock - leg.answered_at if leg.answered_at is not None else 0
+        if leg.record is not None:
+            leg.record.outcome, leg.record.duration = status, duration
+        self._print(f"📴 呼出结束 The call to {leg.to} ended: {status}, {duration} s")
+        url = leg.placed.get("status_callback")
+        if not url:
+            return
+        method = leg.placed.get("status_callback_method") or "POST"
+        params = _progress(leg.params, status, duration)
+        webhook = self._exchange(method, url, params, f"CallStatus={status}", leg.record)
+        if not 200 <= webhook.status < 300:
+            self._loud(f"status callback answered HTTP {webhook.status}: {webhook.body[:300]}")
+
+    # -- calls back to this phone ---------------------------------------------------------
+
+    def _await_callbacks(self) -> None:
+        """After the call: ring the legs the app still places, calls back to this phone too.
+
+        Looks for ``callback_wait`` real seconds after the last leg, while the script lasts.
+        """
+        if self._session.legs is None:
+            return
+        deadline = time.monotonic() + self.callback_wait
+        for _ in range(self.max_wait_loops):
+            try:
+                handled = self._play_new_legs(callbacks=not self._script_done())
+                self._end_legs()
+            except _CallEnds:
+                self._loud("too many webhooks: no more calls back")
+                return
+            if handled:
+                deadline = time.monotonic() + self.callback_wait
+            if self._script_done() or time.monotonic() >= deadline:
+                return
+            time.sleep(POLL_SECONDS)
+
+    def _script_done(self) -> bool:
+        return bool(getattr(self.user, "exhausted", False))
+
+    def _answer_callback(self, leg: _Leg) -> None:
+        """The caller answers the app's call back: follow it as a call of its own."""
+        assert leg.placed is not None and leg.record is not None
+        placed = leg.placed
+        if placed.get("machine_detection"):
+            leg.once = {"AnsweredBy": "human"}
+            leg.record.answered_by = "human"
+        child = Phone(
+            self.transport,
+            self.user,
+            voice_url=leg.url,
+            status_url=placed.get("status_callback"),
+            account_sid=self.account_sid,
+            from_number=placed["from"],
+            to_number=placed["to"],
+            output=self.output,
+            real_time=self.real_time,
+            max_wait_loops=self.max_wait_loops,
+            max_requests=self.max_requests,
+            redirect_wait=self.redirect_wait,
+            duty_numbers=self.duty_numbers,
+        )
+        child.hooks, child.own_number, child.direction = self.hooks, self.own_number, "outbound-api"
+        child._session = self._session
+        record = child._play_call(
+            leg.sid,
+            leg.url,
+            placed["method"],
+            extra=leg.once,
+            status_method=placed.get("status_callback_method") or "POST",
+            redirects_seen=leg.redirects_seen,
+        )
+        leg.record.outcome, leg.record.duration = record.status, record.duration
+        leg.record.requests = record.requests
+        self.record.callbacks.append(record)
+
+    # -- conferences ---------------------------------------------------------------------
+
+    def _conference(self, verb: ET.Element, noun: ET.Element, doc: _Document) -> _Document | None:
+        """The caller dials a conference room: talk with whoever waits there, or wait."""
+        room, seat = (noun.text or "").strip(), _seat(noun)
+        limit = int(verb.get("timeLimit", DIAL_TIME_LIMIT))
+        self._print(
+            f"🎧 会议 {room}：来电者加入 Conference {room}: the caller joins{seat.beeps('onEnter')}"
+        )
+        self._room, self._room_ended = room, False
+        try:
+            try:
+                talked = self._in_conference(room, seat, limit)
+            except _Redirected:
+                self._caller_leaves(room, seat)
+                raise
+            action = self._url(doc, verb.get("action"))
+            params = {"DialCallStatus": "completed", "DialCallDuration": str(talked)}
+            next_doc = self._fetch(action, verb.get("method", "POST"), params) if action else None
+        finally:
+            self._room, self._room_ended = None, False
+        # The caller's Dial action first, then the legs that left with the conference.
+        self._settle_departures()
+        return next_doc
+
+    def _in_conference(self, room: str, seat: _Seat, limit: int) -> int:
+        """The caller in ``room`` until the conference ends for them: seconds talked.
+
+        Raises ``_CallEnds`` when the caller hangs up (or gives up), ``_Redirected`` on a
+        REST redirect.
+        """
+        start, talked = self.clock, 0
+        for _ in range(self.max_wait_loops):
+            self._check_rest(0.0 if self.real_time else self.redirect_wait)
+            if self._room_ended:
+                return talked
+            present = self._session.rooms.get(room, [])
+            if present and (seat.start or any(p.seat.start for p in present)):
+                talked += self._talk(room, limit - talked)
+                if self._room_ended:
+                    return talked
+                if talked >= limit:
+                    self._print(f"⏱️  timeLimit {limit} s")
+                    self._caller_leaves(room, seat)
+                    return talked
+                self._settle_departures()
+                continue
+            turn = self.clock
+            self._hold_music(room, seat, bool(present))
+            if self.clock == turn:
+                self._elapse(EMPTY_WAIT_SECONDS)
+            self._check_rest()
+            if self._room_ended:
+                return talked
+            answer = self.user.answer(ConferenceQuestion(room, self.clock - start))
+            self._check_rest()
+            if self._room_ended:
+                return talked
+            if answer.kind is AnswerKind.HANGUP:
+                self._print("📴 来电者挂机 Caller hangs up")
+                self._caller_leaves(room, seat)
+                raise _CallEnds()
+        self._loud(
+            f"still in conference {room} after {self.max_wait_loops} loops; the caller gives up"
+        )
+        self._caller_leaves(room, seat)
+        raise _CallEnds()
+
+    def _hold_music(self, room: str, seat: _Seat, others: bool) -> None:
+        why = "会议尚未开始 not started yet" if others else "无人 nobody else"
+        if seat.wait_url == "":
+            self._print(f"🤫 会议 {room}：静候 Conference {room}: silence ({why})")
+        elif seat.wait_url is None:
+            self._print(f"🎵 会议 {room}：等待音乐 Conference {room}: hold music ({why})")
+        else:
+            self._print(f"🎵 会议 {room}：等待音乐 Conference {room}: {seat.wait_url} ({why})")
+
+    def _talk(self, room: str, limit: int) -> int:
+        """The caller talks with the legs in ``room``; each hangs up after its talk time."""
+        talked = 0
+        while (present := self._session.rooms.get(room)) and talked < limit:
+            step = max(0, min(min(p.talk_left for p in present), limit - talked))
+            self._print(f"🗣️  会议 {room}：通话 {step} 秒 Conference {room}: talking {step} s")
+            talking, before = list(present), self.clock
+            try:
+                self._elapse(step)
+            finally:
+                spent = self.clock - before
+                for p in talking:
+                    p.talk_left, p.talked = p.talk_left - spent, p.talked + spent
+            talked += spent
+            if self._room_ended:
+                return talked
+            for p in talking:
+                if p.talk_left <= 0 and p in self._session.rooms.get(room, ()):
+                    zh, en = p.leg.who
+                    self._leave_room(p)
+                    self._print(
+                        f"🎧 会议 {room}：{zh}挂机离开 Conference {room}: the {en.lower()} "
+                        f"hangs up and leaves{p.seat.beeps('onExit')}"
+                    )
+                    self._session.gone.append(_Departure(p, "hangup"))
+                    if p.seat.end:
+                        self._end_conference(room)
+                        return talked
+        return talked
+
+    def _park(self, parked: _Parked) -> None:
+        """A leg's TwiML dialled a conference: it waits in the room."""
+        self._session.rooms.setdefault(parked.room, []).append(parked)
+        zh, en = parked.leg.who
+        self._print(
+            f"🎧 会议 {parked.room}：{zh}加入 Conference {parked.room}: the {en.lower()} "
+            f"joins{parked.seat.beeps('onEnter')}"
+        )
+
+    def _leave_room(self, parked: _Parked) -> None:
+        present = self._session.rooms.get(parked.room, [])
+        if parked in present:
+            present.remove(parked)
+        if not present:
+            self._session.rooms.pop(parked.room, None)
+
+    def _caller_leaves(self, room: str, seat: _Seat) -> None:
+        self._print(
+            f"🎧 会议 {room}：来电者离开 Conference {room}: the caller leaves{seat.beeps('onExit')}"
+        )
+        if seat.end and self._session.rooms.get(room):
+            self._end_conference(room)
+
+    def _end_conference(self, room: str) -> None:
+        """Someone with ``endConferenceOnExit`` left: everyone still in ``room`` leaves too."""
+        self._print(f"🎧 会议 {room} 结束 Conference {room} ends")
+        for parked in self._session.rooms.pop(room, []):
+            self._session.gone.append(_Departure(parked, "ended"))
+        if self._room == room:
+            self._room_ended = True
+
+    def _poll_parked(self) -> None:
+        """Legs the app ended or redirected through the REST API leave their conference."""
+        for room, present in list(self._session.rooms.items()):
+            for parked in list(present):
+                polled = self._poll_leg(parked.leg)
+                if polled is None:
+                    continue
+                self._leave_room(parked)
+                if polled is _LegEnd.STOPPED:
+                    self._session.gone.append(_Departure(parked, "stopped"))
+                else:
+                    self._session.gone.append(_Departure(parked, "redirected", str(polled)))
+                if parked.seat.end:
+                    self._end_conference(room)
+
+    def _settle_departures(self) -> None:
+        """Play what follows for the legs that left a conference (not before the caller's
+        own Dial action, when the conference ended for the caller too)."""
+        if self._room_ended:
+            return
+        with self._leg_side():
+            while self._session.gone:
+                self._depart(self._session.gone.pop(0))
+
+    def _depart(self, departure: _Departure) -> None:
+        parked, leg = departure.parked, departure.parked.leg
+        if departure.how == "stopped":
+            self._leg_over(leg)
+            return
+        if departure.how == "redirected":
+            self._leg_result(leg, self._run_leg(leg, ("POST", departure.url, {})))
+            return
+        action = self._url(parked.doc, parked.dial.get("action"))
+        request = None
+        if action is not None:
+            extra = {"DialCallStatus": "completed", "DialCallDuration": str(parked.talked)}
+            request = (parked.dial.get("method", "POST"), action, extra)
+        if departure.how == "hangup":
+            # Twilio still reports the Dial to its action, but nobody is left to hear it.
+            if request is not None:
+                method, url, extra = request
+                shown = " ".join(f"{k}={v}" for k, v in extra.items())
+                self._twiml(method, url, {**leg.params, **extra}, shown, leg.record)
+            self._leg_over(leg, "completed")
+            return
+        resume = None if request is not None else (parked.doc, parked.resume_at)
+        self._leg_result(leg, self._run_leg(leg, request, resume))
+
+    def _end_legs(self) -> None:
+        """The call ended: legs the app ended stop; legs still in a conference hang up."""
+        self._room_ended = False
+        self._poll_parked()
+        for room, present in list(self._session.rooms.items()):
+            self._session.rooms.pop(room)
+            for parked in present:
+                zh, en = parked.leg.who
+                self._print(
+                    f"🎧 会议 {room}：{zh}挂机离开 Conference {room}: the {en.lower()} hangs up "
+                    "(the caller is gone)"
+                )
+                self._session.gone.append(_Departure(parked, "hangup"))
+        self._settle_departures()
 
 
 def _gather_question(verb: ET.Element) -> GatherQuestion:

@@ -11,6 +11,7 @@ from typing import Protocol
 # Twilio's defaults for attributes a TwiML document leaves out.
 GATHER_TIMEOUT = 5
 DIAL_TIMEOUT = 30
+CREATE_TIMEOUT = 60  # seconds a call placed through the REST API rings
 # Simulated talk time when an answer gives none.
 DEFAULT_TALK_SECONDS = 60
 
@@ -30,6 +31,16 @@ class AnswerKind(StrEnum):
     WAIT = "wait"
     BRIDGED = "bridged"
     HANGUP = "hangup"
+    VOICEMAIL = "voicemail"
+    PICKUP = "pickup"
+
+
+class LegKind(StrEnum):
+    """Whom a call the app places through the REST API (``calls.create``) rings."""
+
+    OP = "op"  # an operator or a supervisor
+    DUTY = "duty"  # a duty phone of last resort
+    CALLBACK = "callback"  # the caller's own phone: the app calls back
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,8 @@ class Answer:
     """A caller's decision: keys sent, words said, a dial outcome, queue news or hang-up.
 
     ``OPERATOR`` is what the operator whose phone rings does: answer, press ``text`` in the
-    whisper and, once connected, talk ``seconds``.
+    whisper and, once connected, talk ``seconds``. ``VOICEMAIL``: a voicemail answers the
+    phone; ``PICKUP``: the caller answers the app's call back.
     """
 
     kind: AnswerKind
@@ -145,15 +157,77 @@ class OperatorQuestion:
         text = raw.strip().lower()
         action, _, rest = text.removeprefix("op:").partition(":")
         if action == "answer":
-            keys, _, seconds = rest.partition(":")
-            if not re.fullmatch(r"[0-9*#]*", keys) or (seconds and not seconds.isdigit()):
-                raise ValueError(f"{raw!r} is not op:answer:<keys>[:<seconds>]")
-            return Answer(AnswerKind.OPERATOR, keys, int(seconds or DEFAULT_TALK_SECONDS))
+            return _answered(raw, "op", rest)
         if action in ("noanswer", "busy") and not rest:
             return Answer(AnswerKind.DIAL, "no-answer" if action == "noanswer" else action)
         if text.startswith("op:"):
             raise ValueError(f"{raw!r} is not op:answer:<keys>[:<seconds>], op:noanswer or op:busy")
         return DialQuestion(self.targets, self.timeout).parse(raw)
+
+
+def _answered(raw: str, prefix: str, rest: str) -> Answer:
+    """``<prefix>:answer:<keys>[:<seconds>]``, ``rest`` being what follows ``answer:``."""
+    keys, _, seconds = rest.partition(":")
+    if not re.fullmatch(r"[0-9*#]*", keys) or (seconds and not seconds.isdigit()):
+        raise ValueError(f"{raw!r} is not {prefix}:answer:<keys>[:<seconds>]")
+    return Answer(AnswerKind.OPERATOR, keys, int(seconds or DEFAULT_TALK_SECONDS))
+
+
+@dataclass(frozen=True)
+class LegQuestion:
+    """The app placed a call to ``to`` through the REST API: what does whoever it rings do?
+
+    ``op`` and ``duty`` phones: ``<kind>:answer:<keys>[:<seconds>]`` (answers, presses
+    ``keys`` at the first ``<Gather>``, talks ``seconds`` once in a conference),
+    ``<kind>:voicemail``, ``<kind>:noanswer``, ``<kind>:busy``. A call back to the caller:
+    ``callback:answer``, ``callback:noanswer``, ``callback:busy``. Enter alone, or ``hangup``
+    (what a script that ran out answers), is no answer.
+    """
+
+    kind: LegKind
+    to: str
+    timeout: int = CREATE_TIMEOUT
+
+    def prompt(self) -> str:
+        """The question in Chinese and English."""
+        if self.kind is LegKind.CALLBACK:
+            return (
+                f"👉 回电 The app calls you back ({self.to}, rings {self.timeout} s) — "
+                "callback:answer=接听 answers / callback:noanswer=不接 does not answer / "
+                "callback:busy=占线 busy; 回车 Enter=callback:noanswer: "
+            )
+        k = self.kind.value
+        who = "接线员电话响铃 Operator's" if self.kind is LegKind.OP else "值班电话响铃 Duty"
+        return (
+            f"👉 {who} phone rings ({self.to}, {self.timeout} s) — "
+            f"{k}:answer:1[:秒 seconds]=接听、按1、通话 answers, presses 1, talks / "
+            f"{k}:answer:=接听不按键 presses nothing / {k}:voicemail=语音信箱 voicemail / "
+            f"{k}:noanswer=无人接听 / {k}:busy=占线 busy; 回车 Enter={k}:noanswer: "
+        )
+
+    def parse(self, raw: str) -> Answer:
+        """The answer a script or a person typed, or ValueError."""
+        text = raw.strip().lower()
+        if text in ("", "hangup"):
+            return Answer(AnswerKind.DIAL, "no-answer")
+        prefix, _, rest = text.partition(":")
+        action, _, detail = rest.partition(":")
+        if prefix != self.kind.value:
+            raise ValueError(f"{raw!r}: this call rings a {self.kind.value} phone ({self.to})")
+        if action in ("noanswer", "busy") and ":" not in rest:
+            return Answer(AnswerKind.DIAL, "no-answer" if action == "noanswer" else action)
+        if self.kind is LegKind.CALLBACK:
+            if rest == "answer":
+                return Answer(AnswerKind.PICKUP)
+            raise ValueError(f"{raw!r} is not callback:answer, callback:noanswer or callback:busy")
+        if action == "answer":
+            return _answered(raw, prefix, detail)
+        if rest == "voicemail":
+            return Answer(AnswerKind.VOICEMAIL)
+        raise ValueError(
+            f"{raw!r} is not {prefix}:answer:<keys>[:<seconds>], {prefix}:voicemail, "
+            f"{prefix}:noanswer or {prefix}:busy"
+        )
 
 
 @dataclass(frozen=True)
@@ -184,7 +258,38 @@ class QueueQuestion:
         return Answer(AnswerKind.BRIDGED, status, int(seconds or DEFAULT_TALK_SECONDS))
 
 
-Question = GatherQuestion | DialQuestion | OperatorQuestion | QueueQuestion
+@dataclass(frozen=True)
+class ConferenceQuestion:
+    """The caller waits in a conference nobody talks in yet: anything happening?"""
+
+    room: str
+    waited: int
+
+    def prompt(self) -> str:
+        """The question in Chinese and English."""
+        return (
+            f"👉 会议室等待 Waiting in conference '{self.room}' ({self.waited} s) — "
+            "回车=继续等 Enter=wait; hangup=挂机: "
+        )
+
+    def parse(self, raw: str) -> Answer:
+        """The answer a script or a person typed, or ValueError."""
+        text = raw.strip().lower().removeprefix("conf:")
+        if text in ("", "wait"):
+            return Answer(AnswerKind.WAIT)
+        if text == "hangup":
+            return HANGUP
+        raise ValueError(f"{raw!r} is not wait or hangup for a conference")
+
+
+Question = (
+    GatherQuestion
+    | DialQuestion
+    | OperatorQuestion
+    | QueueQuestion
+    | LegQuestion
+    | ConferenceQuestion
+)
 
 
 class User(Protocol):
@@ -194,7 +299,14 @@ class User(Protocol):
 
 
 class ScriptedUser:
-    """Answers from a list (``"1"``, ``""``, ``"speech:摔倒了"``, ``"dial:busy"``, ``"hangup"``)."""
+    """Answers from a list (``"1"``, ``""``, ``"speech:摔倒了"``, ``"dial:busy"``, ``"hangup"``).
+
+    With workers running, phones the app rings and the waiting caller ask their questions in
+    an order nobody can script, so each scripted answer goes to the first question of its
+    kind, in script order: ``op:``/``duty:``/``callback:`` answers to the phones of that kind,
+    the rest to the caller. A question whose kind is not next in the script is not answered
+    from it: a phone then does not answer, a caller in a queue or a conference keeps waiting.
+    """
 
     def __init__(self, answers: Iterable[str], then: str = "hangup") -> None:
         # When the script runs out the caller does ``then`` to every question: by default
@@ -202,10 +314,34 @@ class ScriptedUser:
         self.remaining = list(answers)
         self.then = then
 
+    @property
+    def exhausted(self) -> bool:
+        """True once every scripted answer was given."""
+        return not self.remaining
+
     def answer(self, question: Question) -> Answer:
         """The next scripted answer; ValueError when it does not fit the question."""
+        following = self.remaining[0] if self.remaining else None
+        if following is not None and not _for(question, following):
+            if isinstance(question, LegQuestion):
+                return question.parse("")  # not this phone's turn: it rings out
+            return Answer(AnswerKind.WAIT)
         raw = self.remaining.pop(0) if self.remaining else self.then
         return question.parse(raw)
+
+
+# Scripted answers meant for the phones the app rings, by their prefix.
+LEG_PREFIXES = tuple(f"{kind.value}:" for kind in LegKind)
+
+
+def _for(question: Question, raw: str) -> bool:
+    """Whether the scripted answer ``raw`` is meant for ``question``."""
+    text = raw.strip().lower()
+    if isinstance(question, LegQuestion):
+        return text.startswith(f"{question.kind.value}:")
+    if isinstance(question, QueueQuestion | ConferenceQuestion):
+        return not text.startswith(LEG_PREFIXES)
+    return True
 
 
 class InteractiveUser:

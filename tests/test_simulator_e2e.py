@@ -437,11 +437,13 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
         database_path=str(tmp_path / "e2e.db"),
         redis_url="",  # so that `up` starts the embedded Redis
         run_dir=str(tmp_path / "run"),
-        sos_fallback_seconds=30,
+        sos_escalate_seconds=3,
+        sos_fallback_seconds=6,
         sos_numbers=(SOS,),
         hotline_numbers=(HOTLINE,),
         shortcut_numbers=(SHORTCUT,),
         duty_numbers=DUTY,
+        supervisor_numbers=(NIGHT_SUPERVISOR,),
     )
     env = environment(settings)
     flask = [sys.executable, "-m", "flask", "--app", "app"]
@@ -481,10 +483,14 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
 
         assert simulate.returncode == 0, simulate.stdout + simulate.stderr
         assert f"🔊 {prompts.SOS_CONNECTING}" in simulate.stdout
-        assert f"→ POST {base_url}/ivr/whisper/accept" in simulate.stdout
+        # the worker rings an operator on a leg of its own; pressing 1 in its whisper brings
+        # the caller into the conference
+        assert f"→ POST {base_url}/ivr/leg/accept" in simulate.stdout
+        assert f"→ POST {base_url}/ivr/bridge?" in simulate.stdout
         assert "DialCallStatus=completed" in simulate.stdout
         assert "‼️" not in simulate.stdout, simulate.stdout
-        assert simulate.stdout.rstrip().endswith("completed")
+        assert ", completed" in simulate.stdout.rstrip().splitlines()[-1]
+        night_shift(flask, env, base_url)
     finally:
         stop(up)
         leftover = [pid for pid in redis_pids if alive(pid)]
@@ -499,10 +505,66 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
         rows = conn.execute(
             "SELECT line, from_number, to_number, status, duration FROM calls"
         ).fetchall()
-    assert len(rows) == 1
+    assert len(rows) == 3, "the first call, the night shift's call and its callback"
     line, from_number, to_number, status, duration = rows[0]
     assert (line, from_number, to_number, status) == ("sos", "anonymous", SOS, "completed")
     assert duration > 0
     with closing(sqlite3.connect(settings.database_path)) as conn:
         answered = conn.execute("SELECT operator_id, outcome FROM calls").fetchone()
+        night = conn.execute("SELECT call_sid FROM calls WHERE from_number = ?", [CHEN]).fetchone()
+        kinds = [
+            k
+            for (k,) in conn.execute(
+                "SELECT kind FROM call_events WHERE call_sid = ? ORDER BY id", night
+            )
+        ]
     assert answered[0] is not None and answered[1] == "answered"
+    for kind in ("escalated", "duty_stage", "leg_machine", "abandoned", "callback_placed"):
+        assert kind in kinds, f"{kind} missing from the night shift's timeline {kinds}"
+    assert "callback_answered" in kinds
+
+
+NIGHT_SUPERVISOR = "+8613700000009"
+NIGHT_SCRIPT = "op:noanswer,duty:voicemail,hangup,callback:answer,duty:answer:1:60"
+
+
+def night_shift(flask: list[str], env: dict[str, str], base_url: str) -> None:
+    """The README's night shift: nobody on shift, escalation, a voicemail on the duty phone,
+    the caller hangs up, the callback is answered and the duty phone takes it."""
+    for op_id in ("op01", "op02", "op03", "op04", "op05"):
+        away = subprocess.run(
+            [*flask, "operators", "status", op_id, "away"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert away.returncode == 0, away.stdout + away.stderr
+    simulate = subprocess.run(
+        [
+            *flask,
+            "simulate",
+            "--line",
+            "sos",
+            "--from",
+            CHEN,
+            "--script",
+            NIGHT_SCRIPT,
+            "--redirect-wait",
+            "1",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    out = simulate.stdout
+    assert simulate.returncode == 0, out + simulate.stderr
+    assert f"📲 呼出 The app calls {NIGHT_SUPERVISOR}" in out, out
+    assert "AnsweredBy=machine_start" in out, "the duty phone's voicemail picked up"
+    assert "来电者挂机 Caller hangs up" in out
+    assert "刚才您打了求助电话" in out, "the callback was answered"
+    assert f"→ POST {base_url}/ivr/bridge?" in out, "and the caller reached the duty phone"
+    assert "‼️" not in out, out
