@@ -188,7 +188,13 @@ def test_board_shows_the_open_count(client, staff, db):
     assert client.get("/board.json").get_json()["alerts"] == 0
     first, _ = alert(db), alert(db, "duty_unanswered")
     data = client.get("/board.json").get_json()
-    assert data["alerts"] == 2 and set(data) == {"queues", "operators", "alerts", "stages", "callbacks"}
+    assert data["alerts"] == 2 and set(data) == {
+        "queues",
+        "operators",
+        "alerts",
+        "stages",
+        "callbacks",
+    }
     page = client.get("/board").get_data(as_text=True)
     assert '<strong id="open-alerts">2</strong>' in page
     assert 'href="/alerts?show=open"' in page.split('id="board-alerts"')[1]
