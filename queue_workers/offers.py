@@ -129,17 +129,23 @@ def leg_failed(ctx: Context, offer: Offer, target: str, error: Exception) -> Non
         max_misses=ctx.settings.operator_max_misses,
         wrapup_ms=0,
     )
-    after_round(ctx, offer.call_sid, ended.result, ended.stage)
+    after_round(ctx, offer.call_sid, ended.result, ended.stage, failed=True)
 
 
-def after_round(ctx: Context, sid: str, result: str, stage: str) -> None:
-    """What follows an offer that ended without anyone taking the call."""
+def after_round(ctx: Context, sid: str, result: str, stage: str, *, failed: bool = False) -> None:
+    """What follows an offer that ended without anyone taking the call.
+
+    A normal call is offered to the next operator at once; an escalated call's next ring-all
+    round starts after a short pause, and so does any retry after the provider failed.
+    """
     if result not in ("released", "requeued"):
         return
     if stage:
         ctx.board.schedule(f"round|{sid}", ROUND_PAUSE_MS)
-    else:
+    elif failed:
         ctx.board.schedule("dispatch|", ROUND_PAUSE_MS)
+    else:
+        ctx.enqueue(Priority.SOS, dispatch)
 
 
 def bridge(sid: str, token: int) -> str:
