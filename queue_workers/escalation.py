@@ -38,15 +38,15 @@ def _widen(sid: str, stage: Stage, extra: list[str]) -> None:
     if record.get("state") not in LIVE:
         return
     offer = ctx.board.widen(sid, stage, extra, offers.ring_ms(ctx))
+    if offer is not None:
+        offers.ring(ctx, offer)  # the phones first; the record and the texts after
     kind = "escalated" if stage is Stage.ESCALATED else "duty_stage"
     rung = list(offer.targets) if offer else []
     if event(ctx, sid, kind, {"ringing": rung}, dedup=f"{kind}:{sid}"):
         outcome(ctx, sid, "escalated" if stage is Stage.ESCALATED else "duty")
         if stage is Stage.ESCALATED:
             notify_family(record.get("origin") or sid, "escalated")
-    if offer is not None:
-        offers.ring(ctx, offer)
-    elif ctx.board.call(sid).get("state") == "waiting" and not extra:
+    if offer is None and ctx.board.call(sid).get("state") == "waiting" and not extra:
         # Nobody at all to ring: a person must know now, not at the duty stage.
         no_one_left(ctx, sid)
 

@@ -70,12 +70,15 @@ def ring(ctx: Context, offer: Offer) -> int:
     Threads only talk to the provider and Redis; a leg that could not be placed is settled
     here afterwards (the store is not shared across threads).
     """
+    line = line_number(ctx, offer.call_sid)
     if len(offer.targets) <= 1:
-        errors = [place_leg(ctx, offer, target, ctx.rest) for target in offer.targets]
+        errors = [place_leg(ctx, offer, target, line, ctx.rest) for target in offer.targets]
     else:
         with ThreadPoolExecutor(min(PARALLEL_LEGS, len(offer.targets))) as pool:
             errors = list(
-                pool.map(lambda t: place_leg(ctx, offer, t, _thread_client(ctx)), offer.targets)
+                pool.map(
+                    lambda t: place_leg(ctx, offer, t, line, _thread_client(ctx)), offer.targets
+                )
             )
     for target, error in zip(offer.targets, errors, strict=True):
         if error is not None:
@@ -83,8 +86,8 @@ def ring(ctx: Context, offer: Offer) -> int:
     return sum(1 for error in errors if error is None)
 
 
-def place_leg(ctx: Context, offer: Offer, target: str, rest: Client) -> Exception | None:
-    """Ring one target on a leg of its own; returns the error when it could not be placed."""
+def place_leg(ctx: Context, offer: Offer, target: str, line: str, rest: Client) -> Exception | None:
+    """Ring one target on a leg of its own (showing ``line``); the error if it was not placed."""
     number = target_number(ctx, target)
     links = absolute_links(ctx.settings.public_base_url)
     args = {"call": offer.call_sid, "offer": offer.token, "target": target}
@@ -95,7 +98,7 @@ def place_leg(ctx: Context, offer: Offer, target: str, rest: Client) -> Exceptio
         try:
             leg = rest.calls.create(
                 to=number,
-                from_=line_number(ctx, offer.call_sid),
+                from_=line,
                 url=links("/ivr/leg/answer", **args),
                 method="POST",
                 status_callback=links("/ivr/leg/status", **args),
