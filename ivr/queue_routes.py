@@ -226,6 +226,11 @@ def callback_answer() -> Response:
     call = current_call()
     origin = arg_text("call")
     attempt = arg_int("attempt", 1)
+    if field("AnsweredBy").startswith(("machine", "fax")):
+        # A voicemail is not the resident: try again later, as if nobody had answered.
+        callbacks.callback_ended(queueing.context(), origin, attempt)
+        log_for(call, origin, "callback_machine", {"attempt": attempt, "callback_sid": call.sid})
+        return twiml(operator.machine())
     original = calls.get(call.db, origin)
     resident_id = original["resident_id"] if original else None
     resident = residents.get(call.db, resident_id) if resident_id else None

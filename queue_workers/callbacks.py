@@ -62,6 +62,7 @@ def place_callback(sid: str, attempt: int) -> bool:
             method="POST",
             status_callback=links("/ivr/callback/status", call=sid, attempt=attempt),
             status_callback_method="POST",
+            machine_detection="Enable",  # a voicemail answering is no answer
             timeout=30,
         )
     except Exception as exc:

@@ -643,3 +643,20 @@ def test_a_locked_database_when_a_callback_goes_unanswered_still_retries(centre,
     monkeypatch.undo()
     centre.later(61)
     assert len(centre.callbacks()) == 2, "the next attempt was armed before the database"
+
+
+def test_a_voicemail_answering_the_callback_is_no_answer(centre):
+    call = centre.call("+8618600000001")
+    call.start()
+    call.status("completed", CallDuration="5")
+    centre.work()
+    (first,) = centre.callbacks()
+    assert first["machine_detection"] == "Enable"
+    leg = PhoneCall(centre.client, centre.app, SOS, call.from_number, sid=first["sid"])
+    reply = leg.post(first["url"], Direction="outbound-api", AnsweredBy="machine_end_beep")
+    assert reply.has("Hangup") and not reply.has("Enqueue")
+    assert centre.board.waiting() == [], "a voicemail does not wait in the SOS line"
+    leg.post(first["status_callback"], CallStatus="completed")
+    centre.later(61)
+    assert len(centre.callbacks()) == 2, "the next attempt"
+    assert "callback_machine" in kinds(centre, call)
