@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import admin
 from data import db as store
@@ -24,6 +25,13 @@ def create_app(
     # Webhook bodies are small; anything huge is not from the provider.
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     settings.announce(app.config["SETTINGS"])
+    proxies = app.config["SETTINGS"].trusted_proxies
+    if proxies > 0:
+        # Behind nginx or Caddy: the client's address, scheme and host as the proxies saw
+        # them (Werkzeug's ProxyFix trusts exactly that many hops, never a client's own).
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
     conn = store.connect(app.config["SETTINGS"].database_path)
     try:
         store.migrate(conn)

@@ -32,6 +32,12 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+# The pages need no camera, microphone, location, payment or sensors; nor may anything they
+# embed.
+PERMISSIONS = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
+    "accelerometer=(), gyroscope=(), magnetometer=(), interest-cohort=()"
+)
 WEBHOOK_BLUEPRINTS = ("twilio", "operators", "legs", "health")
 
 
@@ -61,6 +67,7 @@ def security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", PERMISSIONS)
     return response
 
 
@@ -72,7 +79,8 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_HTTPONLY=True,
-        WTF_CSRF_TIME_LIMIT=None,
+        # A form's CSRF token lives in the session and dies with it; never longer than one.
+        WTF_CSRF_TIME_LIMIT=settings.session_max_hours * 3600,
     )
     app.session_interface = SessionCookies()
     csrf = CSRFProtect(app)

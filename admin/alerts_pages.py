@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from admin import labels
-from admin.auth import audit, now_iso, require
+from admin.auth import audit, now_iso, require, safe_target
 from admin.calls_pages import describe
 from data import alerts
 from ivr.db import get_db
@@ -68,7 +69,7 @@ def acknowledge(alert_id: int) -> ResponseReturnValue:
         earlier = alerts.get(db, alert_id) or alert  # whoever was first, maybe a moment ago
         by, when = earlier["acknowledged_by"] or "系统", labels.local_time(earlier["resolved_at"])
         flash(f"警报 {alert_id}（{kind}）已由{by}于{when}处理过，未作更改。", "error")
-    target = request.form.get("next") or ""
-    if not (target == "/alerts" or target.startswith("/alerts?")):
+    target = safe_target(request.form.get("next"), url_for("alerts.index"))
+    if urlsplit(target).path != url_for("alerts.index"):
         target = url_for("alerts.index")
     return redirect(target), 303

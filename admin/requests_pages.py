@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from admin import labels
-from admin.auth import audit, now_iso, require
+from admin.auth import audit, now_iso, require, safe_target
 from callflows.prompts import SERVICE_NAMES
 from data import admin_queries, service_requests
 from ivr.db import get_db
@@ -68,7 +70,7 @@ def set_status(request_id: int) -> ResponseReturnValue:
             note=note,
         )
     flash(f"服务单 {request_id} 已改为“{STATUSES[status]}”。", "ok")
-    target = request.form.get("next") or ""
-    if not target.startswith("/requests"):
+    target = safe_target(request.form.get("next"), url_for("requests.index"))
+    if not urlsplit(target).path.startswith("/requests"):
         target = url_for("requests.index")
     return redirect(target)

@@ -56,17 +56,16 @@ def record_attempt(
     db["login_attempts"].insert({"account": account, "address": address, "at": at, "ok": int(ok)})
 
 
-def recent_failures(db: sqlite_utils.Database, *, account: str, address: str, since: str) -> int:
-    """Failed attempts since ``since`` for this account or from this address (the larger)."""
-    by_account = db.execute(
-        "SELECT count(*) FROM login_attempts WHERE account = ? AND at >= ? AND ok = 0",
-        [account, since],
-    ).fetchone()[0]
-    by_address = db.execute(
-        "SELECT count(*) FROM login_attempts WHERE address = ? AND at >= ? AND ok = 0",
-        [address, since],
-    ).fetchone()[0]
-    return max(by_account, by_address)
+def failures(
+    db: sqlite_utils.Database, *, address: str, since: str, account: str | None = None
+) -> list[str]:
+    """Times of failed logins from ``address`` (for ``account`` if given) since, newest first."""
+    sql = "SELECT at FROM login_attempts WHERE address = ? AND at >= ? AND ok = 0"
+    params = [address, since]
+    if account is not None:
+        sql += " AND account = ?"
+        params.append(account)
+    return [row[0] for row in db.execute(sql + " ORDER BY at DESC", params).fetchall()]
 
 
 def audit(

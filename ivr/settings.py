@@ -25,10 +25,18 @@ class Settings:
 
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
+    # The next (or previous) auth token while rotating it: webhooks signed with either pass.
+    twilio_auth_token_secondary: str = ""
     twilio_api_base_url: str = TWILIO_API_BASE_URL
     public_base_url: str = "http://127.0.0.1:5000"
     # Signs the admin pages' session cookies; empty: a random key kept in RUN_DIR/secret_key.
     secret_key: str = ""
+    # How many proxies (nginx, Caddy, a load balancer) stand in front of the app: the client
+    # address, scheme and host then come from their X-Forwarded-* headers. 0: none, trust none.
+    trusted_proxies: int = 0
+    # A staff session ends after this long without a request, and this long after signing in.
+    session_idle_minutes: int = 480
+    session_max_hours: int = 24
     database_path: str = str(DEFAULT_DATABASE_PATH)
     redis_url: str = ""
     # Where the embedded Redis keeps its socket and append-only file (when REDIS_URL is unset).

@@ -15,14 +15,18 @@ def called_url(public_base_url: str) -> str:
 
 
 def check_signature() -> None:
-    """Abort with 403 unless the request is signed with the account's auth token."""
+    """Abort with 403 unless the request is signed with the account's auth token.
+
+    While the token is being rotated, ``TWILIO_AUTH_TOKEN_SECONDARY`` is accepted as well.
+    """
     settings = current_app.config["SETTINGS"]
     if settings.twilio_skip_signature_check:
         return
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not settings.twilio_auth_token:
+    tokens = [t for t in (settings.twilio_auth_token, settings.twilio_auth_token_secondary) if t]
+    if not signature or not tokens:
         abort(403)
-    validator = RequestValidator(settings.twilio_auth_token)
+    url = called_url(settings.public_base_url)
     params = request.form if request.method == "POST" else {}
-    if not validator.validate(called_url(settings.public_base_url), params, signature):
+    if not any(RequestValidator(token).validate(url, params, signature) for token in tokens):
         abort(403)
