@@ -150,6 +150,14 @@ def problems(settings: Settings) -> list[str]:
         found.append("DUTY_NUMBERS is empty: SOS callers can only wait in the queue")
     if not settings.sos_numbers:
         found.append("SOS_NUMBERS is empty: no number is answered as the SOS line")
+    live = settings.twilio_api_base_url.rstrip("/") == TWILIO_API_BASE_URL
+    if live and not settings.secret_key:
+        found.append(
+            "SECRET_KEY is empty: a generated key kept in RUN_DIR/secret_key signs the staff's "
+            "sessions; set SECRET_KEY when the app runs on more than one host"
+        )
+    if live and not settings.supervisor_numbers:
+        found.append("SUPERVISOR_NUMBERS is empty: escalated SOS calls ring operators only")
     return found
 
 
