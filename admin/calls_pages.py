@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from datetime import date, datetime, time, timedelta
@@ -13,7 +12,7 @@ from flask_login import current_user
 
 from admin import labels
 from admin.auth import require
-from data import call_log, calls, ledger, residents
+from data import call_log, calls, csv_export, ledger, residents
 from data.db import isoformat
 from data.operators import all_operators
 from ivr import phones
@@ -83,7 +82,7 @@ def export() -> ResponseReturnValue:
     """The filtered call log as CSV (UTF-8 with BOM, so Excel reads the Chinese)."""
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out)
+    writer = csv_export.writer(out)
     writer.writerow(
         ["时间", "线路", "来电号码", "老人", "接线员", "结果", "状态", "时长(秒)", "CallSid"]
     )
@@ -97,7 +96,7 @@ def export() -> ResponseReturnValue:
                 row["operator_id"] or "",
                 labels.OUTCOMES.get(row["outcome"] or "", row["outcome"] or ""),
                 labels.STATUSES.get(row["status"] or "", row["status"] or ""),
-                row["duration"] if row["duration"] is not None else "",
+                row["duration"],
                 row["call_sid"],
             ]
         )

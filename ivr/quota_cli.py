@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from data import ledger
+from data import csv_export, ledger
 from data.db import isoformat
 from ivr import phones, quota
 from ivr.db import get_db
@@ -146,7 +145,7 @@ def report_command(month: str, csv_path: str | None) -> None:
                 "remaining_minutes",
                 "calls",
             ]
-            writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+            writer = csv_export.dict_writer(out, fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         click.echo(f"wrote {len(rows)} rows to {csv_path}")

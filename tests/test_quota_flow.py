@@ -127,7 +127,7 @@ def test_quota_cli_show_adjust_report(phone, chen, db, app, tmp_path):
     assert report.exit_code == 0, report.output
     assert out.read_bytes().startswith(b"\xef\xbb\xbf"), "BOM for Excel"
     rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
-    assert rows[0]["phone"] == CHEN
+    assert rows[0]["phone"] == "'" + CHEN, "a leading + is written as text"
     assert float(rows[0]["free_minutes"]) == 350 and float(rows[0]["used_minutes"]) == 2
     assert float(rows[0]["remaining_minutes"]) == 348 and rows[0]["calls"] == "1"
     older = runner.invoke(args=["quota", "show", "13800138000", "--month", "2026-10"])
