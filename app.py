@@ -22,6 +22,7 @@ def create_app(
     app = Flask(__name__)
     app.config["SETTINGS"] = config or settings.load()
     app.config["CLOCK"] = clock or (lambda: datetime.now(UTC))
+    app.config["OWN_CLOCK"] = clock is not None
     # Webhook bodies are small; anything huge is not from the provider.
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     settings.announce(app.config["SETTINGS"])

@@ -49,7 +49,7 @@ def snapshot() -> dict[str, Any]:
     """The board's data: queues with their waiting calls, operators by state, open alerts."""
     board = queueing.context().board
     settings = current_app.config["SETTINGS"]
-    now_ms = queueing.millis(current_app.config["CLOCK"]())
+    now_ms = queueing.arrival_ms(current_app.config["CLOCK"]())
     records = [board.call(sid) for sid in _unanswered(board)]
     records = [r for r in records if r.get("state") in UNANSWERED]
     escalated = _escalated([r["sid"] for r in records])

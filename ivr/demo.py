@@ -18,7 +18,7 @@ from werkzeug.serving import run_simple
 from data import db as store
 from ivr import importer, settings
 from ivr.db import get_db
-from ivr.embedded_redis import EmbeddedRedis, connect, redis_url_for
+from ivr.embedded_redis import EmbeddedRedis, redis_for
 from queue_workers.context import Context
 from queue_workers.switchboard import OperatorState
 from queue_workers.worker import sync_operators
@@ -147,7 +147,7 @@ class _Workers:
 
 def _demo_operators_available(config: settings.Settings) -> None:
     """In the demo, the sample operators start out available (their phones are simulated)."""
-    ctx = Context(config, connect(redis_url_for(config)))
+    ctx = Context(config, redis_for(config))
     sync_operators(config, ctx.board)
     for op in ctx.board.operators():
         ctx.board.set_state(op["id"], OperatorState.AVAILABLE)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import redis
+from redis.sentinel import Sentinel
 
 from ivr.settings import Settings
 
@@ -114,3 +115,21 @@ def redis_url_for(settings: Settings) -> str:
 def connect(redis_url: str) -> redis.Redis:
     """A client for ``redis_url`` with short time-outs (a call never waits long on Redis)."""
     return redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def redis_for(settings: Settings) -> redis.Redis:
+    """The Redis the deployment uses: the master Sentinel names, else ``REDIS_URL``/embedded.
+
+    With ``REDIS_SENTINELS`` and ``REDIS_SENTINEL_MASTER`` the client asks the sentinels for
+    the master on every new connection, so after a failover the next command goes to the new
+    master (redis-py's ``SentinelConnectionPool``); a command that meets the old, dead master
+    fails once and the callers' own retries and fallbacks take over.
+    """
+    if not settings.redis_sentinels:
+        return connect(redis_url_for(settings))
+    options = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    auth = {"password": settings.redis_password} if settings.redis_password else {}
+    sentinel = Sentinel(
+        list(settings.redis_sentinels), sentinel_kwargs=dict(options), **options, **auth
+    )
+    return sentinel.master_for(settings.redis_sentinel_master, **options, **auth)

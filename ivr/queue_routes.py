@@ -57,7 +57,7 @@ def send_to_sos(
             queue=Queue.SOS.value,
             priority=Priority.SOS,
             dialect=resident["dialect"] if resident else None,
-            since_ms=arrived_ms or since,
+            since_ms=arrived_ms or queueing.arrival_ms(call.now),
             origin=origin,
             caller=(field("To") if origin else call.caller) or "",
             line=(field("From") if origin else call.number) or "",
@@ -84,7 +84,7 @@ def to_operator(call: Call, reason: str, response: VoiceResponse | None = None) 
             queue=Queue.SERVICE.value,
             priority=Priority.HOTLINE,
             dialect=resident["dialect"] if resident else None,
-            since_ms=since,
+            since_ms=queueing.arrival_ms(call.now),
         )
     except RedisError:
         log.exception("Redis unreachable: call %s goes to the duty phones", call.sid)

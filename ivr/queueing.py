@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import Flask, current_app
 
 from ivr.db import get_db
-from ivr.embedded_redis import connect, redis_url_for
+from ivr.embedded_redis import redis_for
 from queue_workers import offers, timekeeper
 from queue_workers.context import Context
 from queue_workers.switchboard import OperatorState, Priority
@@ -17,19 +17,33 @@ NEEDS = {Priority.SOS: "sos", Priority.CALLBACK: "sos", Priority.HOTLINE: "servi
 
 
 def init_app(app: Flask) -> None:
-    """Give the app a switchboard context on its Redis, clock and per-thread store."""
+    """Give the app a switchboard context on its Redis, clock and per-thread store.
+
+    An app built with its own clock (tests moving time by hand) runs the switchboard on that
+    clock; otherwise the switchboard reads Redis's clock, as the workers do.
+    """
     settings = app.config["SETTINGS"]
     app.extensions[EXTENSION] = Context(
         settings,
-        connect(redis_url_for(settings)),
+        redis_for(settings),
         clock=lambda: app.config["CLOCK"](),
         db_source=get_db,
+        redis_time=not app.config.get("OWN_CLOCK", False),
     )
 
 
 def context() -> Context:
     """The switchboard context of the current app."""
     return current_app.extensions[EXTENSION]
+
+
+def arrival_ms(moment: datetime) -> int:
+    """When a call arrives, on the switchboard's clock (Redis's, unless the app has its own).
+
+    The URLs of the wait loop keep the web host's own time: only that host compares them.
+    """
+    ctx = context()
+    return ctx.board.now() if ctx.redis_time else millis(moment)
 
 
 def millis(moment: datetime) -> int:

@@ -39,6 +39,11 @@ class Settings:
     session_max_hours: int = 24
     database_path: str = str(DEFAULT_DATABASE_PATH)
     redis_url: str = ""
+    # Redis behind Sentinel: ``host:port,host:port`` of the sentinels and the master's name;
+    # when set they win over REDIS_URL. REDIS_PASSWORD authenticates to the master and replicas.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "eldercare"
+    redis_password: str = ""
     # Where the embedded Redis keeps its socket and append-only file (when REDIS_URL is unset).
     run_dir: str = str(PROJECT_ROOT / "data" / "run")
     sos_numbers: tuple[str, ...] = ()
@@ -112,6 +117,8 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:
+    if name == "redis_sentinels":
+        return tuple(_host_port(part) for part in raw.split(",") if part.strip())
     if name in _NUMBER_LISTS:
         return phones.parse_list(raw)
     if kind in (bool, "bool"):
@@ -123,6 +130,13 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
     if name == "sms_from":
         return phones.normalize(raw)
     return raw.strip()
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"REDIS_SENTINELS: {text.strip()!r} is not host:port")
+    return host, int(port)
 
 
 def load(environ: Mapping[str, str] | None = None, env_file: str | Path | None = None) -> Settings:

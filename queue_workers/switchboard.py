@@ -586,7 +586,10 @@ return due
 class Switchboard:
     """The call centre's live state in Redis; ``now`` is milliseconds from the given clock."""
 
-    def __init__(self, conn: redis.Redis, clock: Callable[[], float]) -> None:
+    def __init__(self, conn: redis.Redis, clock: Callable[[], float] | None = None) -> None:
+        # ``clock`` (seconds) is for tests that move time by hand; without it every web and
+        # worker process reads Redis's own clock, so deadlines written on one host and
+        # compared on another never depend on the hosts' clocks agreeing.
         self.redis = conn
         self.clock = clock
         self._scripts = {
@@ -609,7 +612,10 @@ class Switchboard:
         }
 
     def now(self) -> int:
-        """The clock in integer milliseconds."""
+        """The clock in integer milliseconds (Redis's ``TIME`` unless a clock was given)."""
+        if self.clock is None:
+            seconds, micros = self.redis.time()
+            return int(seconds) * 1000 + int(micros) // 1000
         return int(self.clock() * 1000)
 
     def _run(self, name: str, *args: Any, keys: Iterable[str] = ()) -> Any:

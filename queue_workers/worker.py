@@ -16,7 +16,7 @@ from rq import SimpleWorker, Worker
 
 from data import db as store
 from data import operators as operator_store
-from ivr.embedded_redis import connect, redis_url_for
+from ivr.embedded_redis import redis_for
 from ivr.settings import Settings
 from queue_workers import context, timekeeper
 from queue_workers.context import QUEUE_NAMES, Context
@@ -37,12 +37,12 @@ def sync_operators(settings: Settings, board: Switchboard) -> int:
 
 def run_worker(settings: Settings, *, simple: bool = False, burst: bool = False) -> None:
     """One worker process: a timekeeper thread and an RQ worker on the priority queues."""
-    ctx = Context(settings, connect(redis_url_for(settings)))
+    ctx = Context(settings, redis_for(settings), redis_time=True)
     # Import the REST API's modules here, once: RQ forks a work horse per job, and imports
     # done in a horse die with it (measured: ~100 ms per job in bench/queue.py).
     _ = ctx.rest.calls, ctx.rest.messages
     context.use(ctx)
-    keeper_ctx = Context(settings, connect(redis_url_for(settings)))
+    keeper_ctx = Context(settings, redis_for(settings), redis_time=True)
     _, stop = timekeeper.start(keeper_ctx)
     worker_class = SimpleWorker if simple else Worker
     try:
@@ -124,7 +124,7 @@ def worker_command(
 ) -> None:
     """Run the queue workers that hand waiting calls to operators."""
     settings: Settings = current_app.config["SETTINGS"]
-    count = sync_operators(settings, Context(settings, connect(redis_url_for(settings))).board)
+    count = sync_operators(settings, Context(settings, redis_for(settings)).board)
     n = processes or settings.worker_processes
     click.echo(
         f"{count} operators; {n} worker process(es) on queues {', '.join(QUEUE_NAMES)}",
