@@ -9,8 +9,8 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
-from admin.auth import MIN_PASSWORD, ROLE_NAMES, audit, hash_password, now_iso, require
-from data import accounts_queries, users
+from admin.auth import ROLE_NAMES, audit, hash_password, now_iso, require
+from data import accounts_queries, passwords, users
 from data.operators import all_operators
 from ivr.db import get_db
 
@@ -36,7 +36,8 @@ def _page(
         roles=ROLE_NAMES,
         form=form or {},
         errors=errors or {},
-        min_password=MIN_PASSWORD,
+        min_password=passwords.MIN_LENGTH,
+        password_rule=passwords.RULE,
     )
     return page, status
 
@@ -55,11 +56,11 @@ def check_role(form: MultiDict) -> tuple[str, str | None, dict[str, str]]:
     return role, operator_id, errors
 
 
-def check_password(form: MultiDict) -> str | None:
-    """An error in Chinese when the new password is too short or the two entries differ."""
+def check_password(form: MultiDict, name: str) -> str | None:
+    """An error in Chinese when the password of ``name`` breaks the rule or the entries differ."""
     password = form.get("password") or ""
-    if len(password) < MIN_PASSWORD:
-        return f"密码至少{MIN_PASSWORD}位。"
+    if found := passwords.problems(password, name=name):
+        return "".join(found)
     if password != form.get("again"):
         return "两次输入的密码不一致。"
     return None
@@ -84,7 +85,7 @@ def create() -> ResponseReturnValue:
         errors["name"] = f"用户名太长（最多{MAX_NAME}字）。"
     elif users.by_name(get_db(), name) is not None:
         errors["name"] = f"用户名“{name}”已经有人用了。"
-    if error := check_password(request.form):
+    if error := check_password(request.form, name):
         errors["password"] = error
     if errors:
         flash("有内容需要修改，请看红字提示。", "error")
@@ -140,7 +141,7 @@ def update(user_id: int) -> ResponseReturnValue:
 def reset_password(user_id: int) -> ResponseReturnValue:
     """Set a new password for an account; its sessions end (load_user compares the time)."""
     account = _account(user_id)
-    if error := check_password(request.form):
+    if error := check_password(request.form, account["name"]):
         flash(f"{account['name']}：{error}", "error")
         return _page(status=400)
     at = now_iso()

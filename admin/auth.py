@@ -24,7 +24,7 @@ from flask_login import UserMixin, current_user, login_required, login_user, log
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from data import users
+from data import passwords, users
 from data.db import isoformat
 from ivr.db import get_db
 from ivr.quota import LOCAL
@@ -42,7 +42,6 @@ bp = Blueprint(
 MAX_FAILURES = 5
 MAX_ADDRESS_FAILURES = 20
 THROTTLE_WINDOW = timedelta(minutes=15)
-MIN_PASSWORD = 8
 ROLE_NAMES = {"admin": "管理员", "supervisor": "值班主管", "operator": "接线员"}
 
 
@@ -208,17 +207,21 @@ def logout() -> ResponseReturnValue:
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
 def change_password() -> ResponseReturnValue:
-    """Change one's own password (the old one is needed)."""
+    """Change one's own password (the old one is needed, the new one keeps to the rule)."""
+    page = functools.partial(render_template, "admin/password.html", password_rule=passwords.RULE)
     if request.method == "GET":
-        return render_template("admin/password.html")
+        return page()
     row = users.get(get_db(), current_user.id)
     old, new = request.form.get("old") or "", request.form.get("new") or ""
     if not check_password_hash(row["password_hash"], old):
         flash("原密码不正确。", "error")
-        return render_template("admin/password.html"), 400
-    if len(new) < MIN_PASSWORD or new != request.form.get("again"):
-        flash(f"新密码至少{MIN_PASSWORD}位，且两次输入要一致。", "error")
-        return render_template("admin/password.html"), 400
+        return page(), 400
+    if found := passwords.problems(new, name=current_user.name):
+        flash("".join(found), "error")
+        return page(), 400
+    if new != request.form.get("again"):
+        flash("两次输入的新密码不一致。", "error")
+        return page(), 400
     at = now_iso()
     users.set_password(get_db(), current_user.id, hash_password(new), at)
     session["pw"] = at

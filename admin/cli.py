@@ -6,8 +6,8 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from admin.auth import MIN_PASSWORD, hash_password, now_iso
-from data import users
+from admin.auth import hash_password, now_iso
+from data import passwords, users
 from data.operators import all_operators
 from ivr.db import get_db
 
@@ -28,8 +28,8 @@ def create_command(name: str, role: str, operator_id: str | None, password: str)
     db = get_db()
     if users.by_name(db, name):
         raise click.ClickException(f"there is already an account {name!r}")
-    if len(password) < MIN_PASSWORD:
-        raise click.ClickException(f"the password needs at least {MIN_PASSWORD} characters")
+    if found := passwords.problems(password, name=name):
+        raise click.ClickException("".join(found))
     if role == "operator":
         known = {op["id"] for op in all_operators(db)}
         if operator_id not in known:

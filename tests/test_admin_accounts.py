@@ -123,7 +123,7 @@ def test_create_account_then_it_can_log_in(client, app, staff, db):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"password": "short", "again": "short"}, "密码至少8位。"),
+        ({"password": "short", "again": "short"}, "密码至少需要10个字符。"),
         ({"again": "something-else"}, "两次输入的密码不一致。"),
         ({"name": "li"}, "用户名“li”已经有人用了。"),
         ({"operator_id": ""}, "接线员账号必须关联一位接线员。"),
