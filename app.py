@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import sqlite_utils
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import admin
 from data import db as store
-from ivr import db, health, leg_routes, queue_routes, queueing, settings, webhooks
+from ivr import db, fallback, health, leg_routes, queue_routes, queueing, settings, spool, webhooks
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -36,12 +40,14 @@ def create_app(
     conn = store.connect(app.config["SETTINGS"].database_path)
     try:
         store.migrate(conn)
+        _drain_spool(conn, app.config["SETTINGS"])
     finally:
         conn.conn.close()
 
     db.init_app(app)
     queueing.init_app(app)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(fallback.bp)
     app.register_blueprint(queue_routes.bp)
     app.register_blueprint(leg_routes.bp)
     app.register_blueprint(health.bp)
@@ -50,9 +56,18 @@ def create_app(
     return app
 
 
+def _drain_spool(conn: sqlite_utils.Database, config: settings.Settings) -> None:
+    """Move what the fallback URL and duty phones spooled while the database was down."""
+    try:
+        spool.drain(conn, spool.path_for(config.run_dir))
+    except Exception:  # the timekeeper tries again; the app must start regardless
+        log.exception("could not drain the spool into the database")
+
+
 def _register_commands(app: Flask) -> None:
     from admin import cli as admin_cli
     from ivr import cli, demo
+    from ivr.check import check_command
     from ivr.quota_cli import quota_group
     from queue_workers.worker import worker_command
     from simulator.cli import simulate_command
@@ -63,3 +78,4 @@ def _register_commands(app: Flask) -> None:
     app.cli.add_command(simulate_command, name="simulate")
     app.cli.add_command(worker_command)
     app.cli.add_command(quota_group)
+    app.cli.add_command(check_command)

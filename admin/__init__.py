@@ -38,7 +38,7 @@ PERMISSIONS = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
     "accelerometer=(), gyroscope=(), magnetometer=(), interest-cohort=()"
 )
-WEBHOOK_BLUEPRINTS = ("twilio", "operators", "legs", "health")
+WEBHOOK_BLUEPRINTS = ("twilio", "fallback", "operators", "legs", "health")
 
 
 def secret_key(settings: Settings) -> str:

@@ -90,6 +90,7 @@ ALERT_KINDS = {
     "callback_failed": "回拨失败",
     "duty_unanswered": "值班电话无人接听",
     "bridge_failed": "接通失败",
+    "sos_fallback": "紧急求助由备用地址接听（请核实值班电话已接通）",
 }
 
 DETAIL_KEYS = {

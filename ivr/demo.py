@@ -88,7 +88,7 @@ def seed_demo_command() -> None:
 def up_command(host: str) -> None:
     """Run everything on embedded defaults: database, Redis, REST stand-in, demo data, app."""
     from app import create_app
-    from simulator.rest_api import RestStandIn
+    from simulator.rest_api import RestStandIn, add_configured_numbers
 
     config = current_app.config["SETTINGS"]
     if ensure_demo_env(config):
@@ -103,6 +103,8 @@ def up_command(host: str) -> None:
         api = urlsplit(config.twilio_api_base_url)
         if api.hostname in ("127.0.0.1", "localhost"):
             services.append(RestStandIn(host=api.hostname, port=api.port or 80).start())
+            # The demo's numbers, configured as the README's going-live steps say.
+            add_configured_numbers(services[-1], config)
             click.echo(f"REST API:  local stand-in at {config.twilio_api_base_url}")
         app = create_app(config)
         with app.app_context():

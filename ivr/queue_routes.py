@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -21,7 +22,7 @@ from callflows import hotline, operator, sos, waiting
 from callflows.waiting import Queue
 from data import calls, residents
 from data.db import isoformat
-from ivr import queueing
+from ivr import queueing, spool
 from ivr.call import Call, arg_int, current_call, field, int_field
 from ivr.caller_card import caller_card
 from ivr.db import get_db
@@ -173,7 +174,7 @@ def duty_result() -> Response:
     call = current_call()
     attempt = max(1, arg_int("attempt", 1))
     dial_status = field("DialCallStatus") or "failed"
-    accepted = _duty_accepted(call.sid)
+    accepted = _duty_accepted(call)
     call.event(
         "duty_dial_result",
         {
@@ -194,12 +195,30 @@ def duty_whisper() -> Response:
     """A duty phone answered a direct dial: who is calling, and press 1 to take the call."""
     call = current_call()
     sid = field("ParentCallSid")[:64]
-    record: dict[str, str] = {}
-    with contextlib.suppress(RedisError):
-        record = queueing.context().board.call(sid)
-    card = caller_card(sid, record, call.now.astimezone(LOCAL).date())
     action = call.links("/ivr/duty/accept", call=sid)
-    return twiml(operator.whisper(card, action, call.style))
+    return twiml(operator.whisper(_duty_card(call, sid), action, call.style))
+
+
+def _duty_card(call: Call, sid: str) -> operator.CallerCard:
+    """The caller's card for a duty phone; with the database down, from what is known without it.
+
+    A call the switchboard does not know (Redis down, or answered by the fallback URL) is
+    announced as an emergency: a direct duty dial is the last resort. Without the database the
+    card has the caller's number at most (from the switchboard, or from the spool when the
+    fallback URL answered the call), and the duty phone can still press 1.
+    """
+    record: dict[str, str] = {}
+    try:
+        record = queueing.context().board.call(sid)
+    except RedisError:
+        log.exception("switchboard unreachable: the duty whisper for %s says SOS", sid)
+    try:
+        return caller_card(sid, record or {"queue": "sos"}, call.now.astimezone(LOCAL).date())
+    except Exception:
+        log.exception("no caller card for %s: the duty phone hears the number alone", sid)
+    fact = spool.find(_spool_path(call), "fallback", sid) or {}
+    number = record.get("caller") or str(fact.get("from") or "")
+    return operator.CallerCard("sos", number=number if number.startswith("+") else None)
 
 
 @bp.post("/ivr/duty/accept")
@@ -212,8 +231,18 @@ def duty_accept() -> Response:
         return twiml(operator.machine())
     with contextlib.suppress(RedisError):
         queueing.context().redis.hset(f"cc:call:{sid}", "duty_accepted", call.number or "1")
-    log_for(call, sid, "accepted", {"target": f"duty:{call.number}"}, dedup=f"duty-accept:{sid}")
-    call.safely(lambda: calls.mark_answered(get_db(), sid, "duty", call.at))
+    try:
+        target = {"target": f"duty:{call.number}"}
+        calls.add_event(
+            get_db(), sid, "accepted", target, dedup_key=f"duty-accept:{sid}", at=call.at
+        )
+        calls.mark_answered(get_db(), sid, "duty", call.at)
+    except Exception:
+        # Kept where neither SQLite nor Redis is needed: after the conversation the dial's
+        # result must not ring the duty phones again (``_duty_accepted`` reads the spool).
+        log.exception("could not record the duty acceptance of %s: spooled", sid)
+        fact = {"kind": "duty_accepted", "call_sid": sid, "by": call.number, "at": call.at}
+        spool.append(_spool_path(call), fact)
     return twiml(operator.bridge_direct())
 
 
@@ -327,11 +356,17 @@ def _log_ctx(ctx: Any, sid: str, kind: str, detail: dict[str, Any], dedup: str) 
         log.exception("could not record %s for %s", kind, sid)
 
 
-def _duty_accepted(sid: str) -> bool:
-    """Whether a duty phone pressed 1 for ``sid`` (Redis, else the call's timeline)."""
+def _duty_accepted(call: Call) -> bool:
+    """Whether a duty phone pressed 1 for this call (Redis, the spool, the call's timeline).
+
+    The spool before the timeline: a drain writes the timeline before it drops the spool.
+    """
+    sid = call.sid
     with contextlib.suppress(RedisError):
         if queueing.context().board.call(sid).get("duty_accepted"):
             return True
+    if spool.find(_spool_path(call), "duty_accepted", sid):
+        return True
     try:
         return any(
             e["kind"] == "accepted" and str(e["detail"].get("target", "")).startswith("duty:")
@@ -343,6 +378,10 @@ def _duty_accepted(sid: str) -> bool:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _spool_path(call: Call) -> Path:
+    return spool.path_for(call.settings.run_dir)
 
 
 def arg_text(name: str) -> str:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 from data import calls
 from data.db import isoformat
-from queue_workers import jobs, offers, record
+from ivr import spool
+from queue_workers import jobs, offers, record, recovery
 from queue_workers.context import Context
 from queue_workers.switchboard import (
     AVAILABLE,
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 DISPATCH_NUDGE = "cc:dispatch-nudge"
 LEDGER_SWEEP = "cc:ledger-sweep"
 LEDGER_SWEEP_MS = 30_000
+# At most one spool drain every few seconds, whatever the number of worker processes.
+SPOOL_DRAIN = "cc:spool-drain"
+SPOOL_DRAIN_MS = 5_000
 # Set by every tick: while it lives, the wait loop leaves the duty stage to the workers.
 HEARTBEAT = "cc:heartbeat"
 
@@ -41,6 +45,7 @@ def tick(ctx: Context) -> None:
     """One round: expired offers, due timers, a dispatch nudge, presence history."""
     board = ctx.board
     ctx.redis.set(HEARTBEAT, board.now(), px=heartbeat_ms(ctx))
+    recovery.check(ctx)  # Redis came back empty: rebuild the switchboard from the store
     for sid, token in board.expired_offers():
         applied, legs, stage = board.expire(sid, token)
         if applied:
@@ -69,6 +74,17 @@ def tick(ctx: Context) -> None:
     store_journal(ctx)
     if ctx.redis.set(LEDGER_SWEEP, 1, nx=True, px=LEDGER_SWEEP_MS):
         ctx.enqueue(Priority.CALLBACK, jobs.settle_expired_reservations)
+    if ctx.redis.set(SPOOL_DRAIN, 1, nx=True, px=SPOOL_DRAIN_MS):
+        drain_spool(ctx)
+
+
+def drain_spool(ctx: Context) -> int:
+    """Move facts spooled while the database was down into it (``ivr.spool``); never raises."""
+    try:
+        return spool.drain(ctx.db, spool.path_for(ctx.settings.run_dir))
+    except Exception:
+        log.exception("could not drain the spool: tried again in a few seconds")
+        return 0
 
 
 def store_presence(ctx: Context) -> int:

@@ -1,5 +1,8 @@
 """A local stand-in for the parts of Twilio's REST API the app uses (calls and SMS).
 
+It also shows the account and its phone numbers (``IncomingPhoneNumbers``, read-only), so
+``flask --app app check`` can be run offline.
+
 Point ``TWILIO_API_BASE_URL`` at it and ``ivr.rest.make_client`` sends every request here.
 Run it alone with ``python -m simulator.rest_api --port 5001``.
 
@@ -14,7 +17,18 @@ Besides the API it answers test hooks under ``/_standin/`` (no auth, never recor
   was updated with, oldest first); ``POST calls/<sid>`` (``Status``): move the call on;
 - ``GET created``: every call placed through ``calls.create`` (outbound legs), oldest first,
   with what the network needs to play it: ``url``, ``method``, ``status_callback``,
-  ``status_callback_method``, ``machine_detection``, ``timeout`` and the current ``status``.
+  ``status_callback_method``, ``machine_detection``, ``timeout`` and the current ``status``;
+- ``POST numbers`` (``PhoneNumber``; optional ``VoiceUrl``, ``VoiceMethod``,
+  ``StatusCallback``, ``StatusCallbackMethod``, ``VoiceFallbackUrl``,
+  ``VoiceFallbackMethod``, ``VoiceApplicationSid``, ``AccountSid``): put a phone number on
+  the account (on any account asking when ``AccountSid`` is left out), configured as in
+  Twilio's console; posting a number again replaces its configuration.
+  ``RestStandIn.add_number`` does the same in-process.
+
+``main()`` (``python -m simulator.rest_api``) puts the settings' ``SOS_NUMBERS``,
+``HOTLINE_NUMBERS`` and ``SHORTCUT_NUMBERS`` on ``TWILIO_ACCOUNT_SID``, their webhooks
+pointing at ``PUBLIC_BASE_URL`` exactly as ``flask --app app check`` expects
+(``add_configured_numbers``).
 """
 
 from __future__ import annotations
@@ -55,6 +69,8 @@ _ROUTES = (
         {"POST": "_update_call", "GET": "_fetch_call"},
     ),
     (re.compile(rf"^{_ACCOUNT}/Messages\.json$"), {"POST": "_create_message"}),
+    (re.compile(rf"^{_ACCOUNT}\.json$"), {"GET": "_fetch_account"}),
+    (re.compile(rf"^{_ACCOUNT}/IncomingPhoneNumbers\.json$"), {"GET": "_list_numbers"}),
 )
 HOOK_PREFIX = "/_standin/"
 _CALL_HOOK = re.compile(r"^calls/(?P<sid>[^/]+)$")
@@ -124,6 +140,8 @@ class RestStandIn:
         # sid -> how to play a call placed through calls.create (oldest first).
         self._created: dict[str, dict[str, Any]] = {}
         self._messages: dict[str, dict[str, Any]] = {}
+        # phone number -> its IncomingPhoneNumber resource (account_sid None: any account's).
+        self._numbers: dict[str, dict[str, Any]] = {}
         self._failures: list[tuple[int, int | None]] = []
         self._hangs: list[float] = []
         # Set while stopping, so requests hanging in hang_next() give up at once.
@@ -253,6 +271,58 @@ class RestStandIn:
             )
             call.update(parent_call_sid=parent_sid, duration=str(duration))
             self._calls[sid] = call
+
+    def add_number(
+        self,
+        phone_number: str,
+        *,
+        voice_url: str | None = None,
+        voice_method: str = "POST",
+        status_callback: str | None = None,
+        status_callback_method: str = "POST",
+        voice_fallback_url: str | None = None,
+        voice_fallback_method: str = "POST",
+        voice_application_sid: str | None = None,
+        account_sid: str | None = None,
+    ) -> dict[str, Any]:
+        """Put a number on the account (any account when None), configured as in the console.
+
+        Adding a number again replaces its configuration and keeps its sid. Returns the
+        IncomingPhoneNumber resource as the REST API shows it.
+        """
+        now = _now()
+        with self._lock:
+            old = self._numbers.get(phone_number)
+            number = {
+                "sid": old["sid"] if old else new_sid("PN"),
+                "account_sid": account_sid,
+                "phone_number": phone_number,
+                "friendly_name": phone_number,
+                "voice_url": voice_url,
+                "voice_method": voice_method,
+                "voice_fallback_url": voice_fallback_url,
+                "voice_fallback_method": voice_fallback_method,
+                "status_callback": status_callback,
+                "status_callback_method": status_callback_method,
+                "voice_application_sid": voice_application_sid,
+                "voice_caller_id_lookup": False,
+                "voice_receive_mode": "voice",
+                "sms_url": None,
+                "sms_method": "POST",
+                "sms_fallback_url": None,
+                "sms_fallback_method": "POST",
+                "sms_application_sid": None,
+                "trunk_sid": None,
+                "capabilities": {"voice": True, "sms": True, "mms": False, "fax": False},
+                "status": "in-use",
+                "origin": "twilio",
+                "beta": False,
+                "api_version": API_VERSION,
+                "date_created": old["date_created"] if old else now,
+                "date_updated": now,
+            }
+            self._numbers[phone_number] = number
+            return _number_resource(number, account_sid)
 
     def set_call_status(self, sid: str, status: str) -> None:
         """Move a call on as the network would (``ringing``, ``in-progress``, ``completed`` …)."""
@@ -422,6 +492,37 @@ class RestStandIn:
             self._messages[sid] = message
         return 201, dict(message)
 
+    def _fetch_account(self, params: Params, account: str) -> Reply:
+        now = _now()
+        uri = f"/{API_VERSION}/Accounts/{account}"
+        return 200, {
+            "sid": account,
+            "owner_account_sid": account,
+            "friendly_name": "Twilio REST stand-in",
+            "status": "active",
+            "type": "Full",
+            "date_created": now,
+            "date_updated": now,
+            "subresource_uris": {
+                "calls": f"{uri}/Calls.json",
+                "messages": f"{uri}/Messages.json",
+                "incoming_phone_numbers": f"{uri}/IncomingPhoneNumbers.json",
+            },
+            "uri": f"{uri}.json",
+        }
+
+    def _list_numbers(self, params: Params, account: str) -> Reply:
+        wanted = str(params.get("PhoneNumber") or "")
+        with self._lock:
+            found = [
+                _number_resource(number, account)
+                for number in self._numbers.values()
+                if number["account_sid"] in (None, account)
+                and _number_matches(wanted, number["phone_number"])
+            ]
+        uri = f"/{API_VERSION}/Accounts/{account}/IncomingPhoneNumbers.json"
+        return 200, _list_page("incoming_phone_numbers", uri, found)
+
     def handle_hook(self, method: str, path: str, params: Params) -> Reply:
         """Answer the ``/_standin/…`` test hooks (not recorded, no auth)."""
         name = path[len(HOOK_PREFIX) :]
@@ -443,6 +544,8 @@ class RestStandIn:
             return self._add_call_hook(params)
         if (method, name) == ("GET", "created"):
             return 200, self.created_calls()
+        if (method, name) == ("POST", "numbers"):
+            return self._add_number_hook(params)
         match = _CALL_HOOK.match(name)
         if match is not None and method in ("GET", "POST"):
             return self._call_hook(method, match["sid"], params)
@@ -461,6 +564,22 @@ class RestStandIn:
             str(params.get("Status") or "in-progress"),
         )
         return 201, self._call_hook("GET", sid, {})[1]
+
+    def _add_number_hook(self, params: Params) -> Reply:
+        if not params.get("PhoneNumber"):
+            return twilio_error(400, 20001, "Missing PhoneNumber")
+        fields = {
+            "voice_url": "VoiceUrl",
+            "voice_method": "VoiceMethod",
+            "status_callback": "StatusCallback",
+            "status_callback_method": "StatusCallbackMethod",
+            "voice_fallback_url": "VoiceFallbackUrl",
+            "voice_fallback_method": "VoiceFallbackMethod",
+            "voice_application_sid": "VoiceApplicationSid",
+            "account_sid": "AccountSid",
+        }
+        given = {field: str(params[key]) for field, key in fields.items() if params.get(key)}
+        return 201, self.add_number(str(params["PhoneNumber"]), **given)
 
     def _call_hook(self, method: str, sid: str, params: Params) -> Reply:
         if method == "POST" and params.get("Status"):
@@ -540,6 +659,45 @@ def _call_resource(
         "queue_time": "0",
         "uri": f"/{API_VERSION}/Accounts/{account}/Calls/{sid}.json",
     }
+
+
+def _number_resource(number: dict[str, Any], account: str | None) -> dict[str, Any]:
+    """A stored number as the account ``account`` sees it."""
+    account = number["account_sid"] or account
+    uri = f"/{API_VERSION}/Accounts/{account}/IncomingPhoneNumbers/{number['sid']}.json"
+    return {**number, "account_sid": account, "uri": uri}
+
+
+def _number_matches(pattern: str, phone_number: str) -> bool:
+    # Twilio's PhoneNumber filter matches part of a number, ``*`` standing for any digit.
+    regex = "".join(r"\d" if char == "*" else re.escape(char) for char in pattern)
+    return re.search(regex, phone_number) is not None
+
+
+def _list_page(key: str, uri: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One page holding every record, in Twilio's list envelope (no next page)."""
+    return {
+        key: records,
+        "uri": uri,
+        "first_page_uri": uri,
+        "next_page_uri": None,
+        "previous_page_uri": None,
+        "page": 0,
+        "page_size": 50,
+        "start": 0,
+        "end": max(0, len(records) - 1),
+    }
+
+
+def add_configured_numbers(standin: RestStandIn, settings: settings_module.Settings) -> list[str]:
+    """Put every line number of ``settings`` on its account, configured as ``check`` expects."""
+    from ivr.check import number_webhooks  # the one statement of a well-configured number
+
+    webhooks = number_webhooks(settings)
+    account = settings.twilio_account_sid or None
+    for number in settings.all_line_numbers:
+        standin.add_number(number, account_sid=account, **webhooks)
+    return list(settings.all_line_numbers)
 
 
 def _not_found(account: str, sid: str) -> Reply:
@@ -635,7 +793,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.strict:
         credentials = {settings.twilio_account_sid: settings.twilio_auth_token}
     standin = RestStandIn(args.host, args.port, credentials=credentials).start()
-    logger.info("Twilio REST stand-in on %s (set TWILIO_API_BASE_URL to it)", standin.base_url)
+    numbers = add_configured_numbers(standin, settings)
+    shown = f"; numbers {', '.join(numbers)} -> {settings.public_base_url}" if numbers else ""
+    logger.info(
+        "Twilio REST stand-in on %s (set TWILIO_API_BASE_URL to it)%s", standin.base_url, shown
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

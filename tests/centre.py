@@ -19,6 +19,7 @@ from data import calls, residents
 from ivr.db import close_all
 from queue_workers import context, timekeeper
 from queue_workers.context import QUEUE_NAMES, Context
+from queue_workers.recovery import EPOCH
 from queue_workers.switchboard import OperatorState
 from tests.conftest import CHEN, SOS, PhoneCall, Reply, post_signed
 from tests.twiml_check import query
@@ -151,6 +152,7 @@ def centre(settings, clock, redis_conn, standin, tmp_path):
     app = create_app(config, clock=clock)
     ctx = Context(config, redis_conn, clock=clock, sleep=lambda seconds: None)
     context.use(ctx)
+    redis_conn.set(EPOCH, 1)  # a switchboard in steady state (recovery has its own tests)
     logging.getLogger("rq").setLevel(logging.ERROR)
     yield Centre(app, app.test_client(), standin, ctx, clock, redis_conn)
     context.use(None)

@@ -76,6 +76,7 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis) -> Settings:
         twilio_auth_token=AUTH_TOKEN,
         public_base_url=BASE_URL,
         database_path=str(tmp_path / "test.db"),
+        run_dir=str(tmp_path / "run"),
         redis_url=redis_server.url,
         sos_numbers=(SOS,),
         hotline_numbers=(HOTLINE,),

@@ -26,7 +26,9 @@ def environment(settings: Settings) -> dict[str, str]:
     for f in fields(Settings):
         value = getattr(settings, f.name)
         if isinstance(value, tuple):
-            value = ",".join(value)
+            value = ",".join(
+                f"{item[0]}:{item[1]}" if isinstance(item, tuple) else item for item in value
+            )
         elif isinstance(value, bool):
             value = "true" if value else "false"
         env[f.name.upper()] = str(value)
