@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 
 from data import operators
 from data.db import migrate
-from ivr import importer, queueing
+from ivr import backup, importer, queueing
 from ivr.db import get_db
 from queue_workers.switchboard import MANUAL_STATES, OperatorState
 
@@ -91,10 +91,15 @@ def operator_status_command(operator_id: str, state: str) -> None:
 
 
 def register(app: Flask) -> None:
-    """Add ``init-db`` and the ``residents``/``contacts``/``operators`` groups to ``app.cli``."""
+    """Add ``init-db``, ``backup``, ``restore`` and the import groups to ``app.cli``."""
     app.cli.add_command(init_db_command)
     app.cli.add_command(import_group("residents", importer.import_residents))
     app.cli.add_command(import_group("contacts", importer.import_contacts))
     operators_group = import_group("operators", importer.import_operators)
     operators_group.add_command(operator_status_command)
     app.cli.add_command(operators_group)
+    app.cli.add_command(backup.backup_command)
+    app.cli.add_command(backup.restore_command)
+    # Every process that builds the app (web, workers, `up`, commands) marks the database in
+    # use for as long as it lives, and `restore` refuses meanwhile (ivr/backup.py says why).
+    backup.hold(app)
