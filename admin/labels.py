@@ -91,6 +91,7 @@ ALERT_KINDS = {
     "duty_unanswered": "值班电话无人接听",
     "bridge_failed": "接通失败",
     "sos_fallback": "紧急求助由备用地址接听（请核实值班电话已接通）",
+    "redis_recovered": "Redis数据丢失后已从数据库恢复排队来电和接线员状态",
 }
 
 DETAIL_KEYS = {
