@@ -12,7 +12,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import admin
 from data import db as store
-from ivr import db, fallback, health, leg_routes, queue_routes, queueing, settings, spool, webhooks
+from ivr import (
+    backup,
+    db,
+    fallback,
+    health,
+    leg_routes,
+    queue_routes,
+    queueing,
+    settings,
+    spool,
+    webhooks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,10 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
         )
+    # Every process that builds the app (web, workers, `up`, commands) marks the database in
+    # use before it first opens it, for as long as it lives: `restore` refuses meanwhile
+    # (ivr/backup.py says why).
+    backup.hold(app)
     conn = store.connect(app.config["SETTINGS"].database_path)
     try:
         store.migrate(conn)

@@ -100,6 +100,3 @@ def register(app: Flask) -> None:
     app.cli.add_command(operators_group)
     app.cli.add_command(backup.backup_command)
     app.cli.add_command(backup.restore_command)
-    # Every process that builds the app (web, workers, `up`, commands) marks the database in
-    # use for as long as it lives, and `restore` refuses meanwhile (ivr/backup.py says why).
-    backup.hold(app)
