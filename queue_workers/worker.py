@@ -37,6 +37,10 @@ def sync_operators(settings: Settings, board: Switchboard) -> int:
 
 def run_worker(settings: Settings, *, simple: bool = False, burst: bool = False) -> None:
     """One worker process: a timekeeper thread and an RQ worker on the priority queues."""
+    # A forked child inherits the supervisor's handlers, which only set a flag: until RQ
+    # installs its own, SIGTERM must stop this process as it stops any other.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     ctx = Context(settings, redis_for(settings), redis_time=True)
     # Import the REST API's modules here, once: RQ forks a work horse per job, and imports
     # done in a horse die with it (measured: ~100 ms per job in bench/queue.py).
