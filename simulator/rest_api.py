@@ -438,18 +438,7 @@ class RestStandIn:
                     or call["parent_call_sid"] == params["ParentCallSid"]
                 )
             ]
-        uri = f"/{API_VERSION}/Accounts/{account}/Calls.json"
-        page = {
-            "calls": found,
-            "uri": uri,
-            "first_page_uri": uri,
-            "next_page_uri": None,
-            "previous_page_uri": None,
-            "page": 0,
-            "page_size": 50,
-            "start": 0,
-            "end": max(0, len(found) - 1),
-        }
+        page = _list_page("calls", f"/{API_VERSION}/Accounts/{account}/Calls.json", found)
         return 200, page
 
     def _fetch_call(self, params: Params, account: str, sid: str) -> Reply:
