@@ -20,6 +20,7 @@ from ivr import (
     leg_routes,
     queue_routes,
     queueing,
+    recordings,
     settings,
     spool,
     webhooks,
@@ -65,6 +66,7 @@ def create_app(
     app.register_blueprint(fallback.bp)
     app.register_blueprint(queue_routes.bp)
     app.register_blueprint(leg_routes.bp)
+    app.register_blueprint(recordings.bp)
     app.register_blueprint(health.bp)
     admin.init_app(app)
     _register_commands(app)
@@ -83,6 +85,7 @@ def _register_commands(app: Flask) -> None:
     from admin import cli as admin_cli
     from ivr import cli, demo
     from ivr.check import check_command
+    from ivr.prompts_cli import prompts_group
     from ivr.quota_cli import quota_group
     from queue_workers.worker import worker_command
     from simulator.cli import simulate_command
@@ -93,4 +96,5 @@ def _register_commands(app: Flask) -> None:
     app.cli.add_command(simulate_command, name="simulate")
     app.cli.add_command(worker_command)
     app.cli.add_command(quota_group)
+    app.cli.add_command(prompts_group)
     app.cli.add_command(check_command)

@@ -1,12 +1,20 @@
-"""The service hotline: greeting, a short menu by key or by voice, and service requests."""
+"""The service hotline: greeting, a short menu by key or by voice, and service requests.
+
+The menu offers four choices in everyday words: an emergency (1), someone to come and help at
+home (2), a chat (3), a person (0). Keys and words map onto the service request types the
+data layer records: key 2 is ``life_care``; ``housekeeping`` is reached by words (家政, 打扫).
+Silence repeats the menu once, slower; then a person.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import prompts
+from callflows.operator import Reason, heard
 from callflows.voice import Links, Style, goodbye, menu_gather, say
 from callflows.waiting import Queue, enqueue
 
@@ -22,16 +30,17 @@ class Choice(StrEnum):
     REPEAT = "repeat"
 
 
+# The keys the menu offers (``prompts.HOTLINE_MENU``); ``*`` still repeats, unannounced.
 KEYS = {
     "1": Choice.SOS,
     "2": Choice.LIFE_CARE,
-    "3": Choice.HOUSEKEEPING,
-    "4": Choice.COMPANIONSHIP,
+    "3": Choice.COMPANIONSHIP,
     "0": Choice.OPERATOR,
     "*": Choice.REPEAT,
 }
 SERVICES = (Choice.LIFE_CARE, Choice.HOUSEKEEPING, Choice.COMPANIONSHIP)
-# Spoken words that pick a choice. Emergencies are checked first: "救命" wins over anything.
+# Spoken words that pick a choice. Emergencies are checked first: "救命" wins over anything;
+# housework before home help, so that "上门打扫" is housekeeping.
 SPEECH_WORDS: tuple[tuple[Choice, tuple[str, ...]], ...] = (
     (
         Choice.SOS,
@@ -58,11 +67,18 @@ SPEECH_WORDS: tuple[tuple[Choice, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        Choice.HOUSEKEEPING,
+        ("家政", "打扫", "保洁", "卫生", "做家务", "家务", "修理", "维修"),
+    ),
+    (
         Choice.LIFE_CARE,
         (
             "生活照料",
             "照料",
             "照顾",
+            "上门",
+            "要人帮忙",
+            "做饭",
             "送饭",
             "助餐",
             "洗澡",
@@ -73,10 +89,6 @@ SPEECH_WORDS: tuple[tuple[Choice, tuple[str, ...]], ...] = (
             "配药",
             "陪诊",
         ),
-    ),
-    (
-        Choice.HOUSEKEEPING,
-        ("家政", "打扫", "保洁", "卫生", "做家务", "家务", "修理", "维修"),
     ),
     (
         Choice.COMPANIONSHIP,
@@ -91,10 +103,14 @@ SPEECH_HINTS = (
     "救护车",
     "摔倒了",
     "帮帮我",
-    "生活照料",
+    "上门帮忙",
+    "做饭",
+    "洗澡",
+    "买菜",
+    "打扫",
     "家政",
-    "聊天",
-    "人工服务",
+    "聊聊天",
+    "工作人员",
 )
 MAX_INVALID = 3
 MAX_SPEECH_CHARS = 200
@@ -127,12 +143,18 @@ def menu(
     links: Links,
     *,
     attempt: int = 1,
-    intro: str | None = None,
+    intro: Sequence[str] = (),
     invalid: int = 0,
 ) -> VoiceResponse:
-    """The main menu; the second time it is slower, after that the caller goes to a person."""
+    """The main menu; the second time it is slower, after that the caller goes to a person.
+
+    ``intro`` (a greeting, what went wrong) comes before the menu, so the menu alone is what
+    the caller must keep in mind while choosing.
+    """
     response = VoiceResponse()
     slow = attempt > 1
+    for text in intro:
+        say(response, text, style, slow=slow)
     gather = menu_gather(
         response,
         style,
@@ -140,33 +162,40 @@ def menu(
         speech_hints=SPEECH_HINTS,
         slow=slow,
     )
-    if intro:
-        say(gather, intro, style, slow=slow)
     say(gather, prompts.HOTLINE_MENU, style, slow=slow)
     if attempt == 1:
+        say(gather, prompts.HOTLINE_SPEECH_HINT, style)
         response.redirect(links("/ivr/hotline/menu", attempt=2, invalid=invalid), method="POST")
     else:
-        say(response, prompts.NO_INPUT_TO_OPERATOR, style, slow=True)
-        response.redirect(links("/ivr/operator", reason="no_input"), method="POST")
+        say(response, prompts.NO_INPUT, style, slow=True)
+        response.redirect(links("/ivr/operator", reason=Reason.NO_INPUT.value), method="POST")
     return response
 
 
 def not_understood(
     style: Style, links: Links, *, digits: str | None, invalid: int
 ) -> VoiceResponse:
-    """Name the invalid key (or say we did not catch the words) and repeat the menu."""
-    if invalid >= MAX_INVALID:
-        response = VoiceResponse()
-        say(response, prompts.TOO_MANY_INVALID, style)
-        response.redirect(links("/ivr/operator", reason="invalid_input"), method="POST")
-        return response
+    """Name the invalid key (or say we did not catch the words) and repeat the menu.
+
+    After ``MAX_INVALID`` the caller goes to a person.
+    """
     if digits:
         key = digits.strip()[:1]
         readable = key.isdigit() or key in prompts.KEY_NAMES
-        intro = prompts.INVALID_KEY.format(key=prompts.key_name(key)) if readable else None
-        intro = intro or prompts.INVALID_KEY_UNREADABLE
+        intro = (
+            [prompts.INVALID_KEY.format(key=prompts.key_name(key)), prompts.KEY_NOT_IN_MENU]
+            if readable
+            else [prompts.INVALID_KEY_UNREADABLE]
+        )
     else:
-        intro = prompts.SPEECH_NOT_UNDERSTOOD
+        intro = [prompts.SPEECH_NOT_UNDERSTOOD]
+    if invalid >= MAX_INVALID:
+        response = VoiceResponse()
+        for text in intro:
+            say(response, text, style)
+        reason = Reason.INVALID_INPUT.value
+        response.redirect(links("/ivr/operator", reason=reason), method="POST")
+        return response
     return menu(style, links, attempt=1, intro=intro, invalid=invalid)
 
 
@@ -177,10 +206,11 @@ def to_operator(style: Style, links: Links, since_ms: int) -> VoiceResponse:
     return enqueue(response, Queue.SERVICE, links, since_ms)
 
 
-def to_sos(links: Links) -> VoiceResponse:
-    """Send the caller to the SOS flow."""
+def to_sos(links: Links, *, speech: str | None = None) -> VoiceResponse:
+    """Send the caller to the SOS flow, saying why: key 1, or the words that sounded urgent."""
     response = VoiceResponse()
-    response.redirect(links("/ivr/sos"), method="POST")
+    reason = heard(speech) if speech else Reason.HOTLINE_KEY.value
+    response.redirect(links("/ivr/sos", reason=reason), method="POST")
     return response
 
 
@@ -189,14 +219,15 @@ def service_registered(
 ) -> VoiceResponse:
     """Confirm a service request and ask: wait for a person now, or be called back?"""
     response = VoiceResponse()
-    confirm = prompts.SERVICE_REGISTERED.format(service=prompts.SERVICE_NAMES[choice.value])
+    say(response, prompts.SERVICE_REGISTERED[choice.value], style)
     if not can_call_back:
-        say(response, confirm, style)
-        say(response, prompts.SERVICE_NO_CALLBACK_NUMBER, style)
-        response.redirect(links("/ivr/operator", reason="no_callback_number"), method="POST")
+        say(response, prompts.CALLER_NUMBER_HIDDEN, style)
+        say(response, prompts.NO_CALLBACK, style)
+        reason = Reason.NO_CALLBACK_NUMBER.value
+        response.redirect(links("/ivr/operator", reason=reason), method="POST")
         return response
+    say(response, prompts.SERVICE_CALL_TODAY, style)
     gather = menu_gather(response, style, links("/ivr/hotline/next", request=request_id))
-    say(gather, confirm, style)
     say(gather, prompts.SERVICE_NEXT_STEP, style)
     # Silence means the caller is content to be called back.
     return goodbye(prompts.CALLBACK_PROMISED, style, response)

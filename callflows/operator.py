@@ -8,6 +8,7 @@ after the call, and the caller is brought into it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -15,11 +16,78 @@ from callflows import prompts
 from callflows.voice import Style, ask_twice, duration_seconds, goodbye, say
 
 
+class Reason(StrEnum):
+    """Why a caller is put through to a person: stored with the call in line, said first.
+
+    A hotline caller whose words were taken for an emergency is ``said:<the words>``
+    (``heard``).
+    """
+
+    SOS_KEY = "sos_key"
+    HOTLINE_KEY = "hotline_key"
+    SAID = "said"
+    CALLBACK = "callback"
+    ASKED = "asked"
+    NO_INPUT = "no_input"
+    INVALID_INPUT = "invalid_input"
+    AFTER_SERVICE_REQUEST = "after_service_request"
+    NO_CALLBACK_NUMBER = "no_callback_number"
+    UNKNOWN_LINE = "unknown_line"
+    SHORTCUT_ASKED = "shortcut_asked"
+    QUOTA_USED_UP = "quota_used_up"
+    NOT_REGISTERED = "not_registered"
+    NO_CONTACTS = "no_contacts"
+    EMPTY_SLOT = "empty_slot"
+    FOREIGN_NUMBER = "foreign_number"
+
+
+REASON_TEXTS = {
+    Reason.SOS_KEY: prompts.WHISPER_SOS,
+    Reason.HOTLINE_KEY: prompts.WHISPER_HOTLINE_KEY,
+    Reason.CALLBACK: prompts.WHISPER_CALLBACK,
+    Reason.ASKED: prompts.WHISPER_ASKED,
+    Reason.NO_INPUT: prompts.WHISPER_NO_INPUT,
+    Reason.INVALID_INPUT: prompts.WHISPER_INVALID_INPUT,
+    Reason.AFTER_SERVICE_REQUEST: prompts.WHISPER_AFTER_SERVICE_REQUEST,
+    Reason.NO_CALLBACK_NUMBER: prompts.WHISPER_NO_CALLBACK_NUMBER,
+    Reason.UNKNOWN_LINE: prompts.WHISPER_UNKNOWN_LINE,
+    Reason.SHORTCUT_ASKED: prompts.WHISPER_SHORTCUT_ASKED,
+    Reason.QUOTA_USED_UP: prompts.WHISPER_QUOTA_USED_UP,
+    Reason.NOT_REGISTERED: prompts.WHISPER_NOT_REGISTERED,
+    Reason.NO_CONTACTS: prompts.WHISPER_NO_CONTACTS,
+    Reason.EMPTY_SLOT: prompts.WHISPER_EMPTY_SLOT,
+    Reason.FOREIGN_NUMBER: prompts.WHISPER_FOREIGN_NUMBER,
+}
+# The whisper quotes this much of what the caller said (enough to judge, short to hear).
+HEARD_CHARS = 10
+
+
+def heard(words: str) -> str:
+    """The reason of a caller whose words were taken for an emergency, quoting them cut short."""
+    words = " ".join(words.split())
+    short = words[:HEARD_CHARS] + ("…" if len(words) > HEARD_CHARS else "")
+    return f"{Reason.SAID.value}:{short}"
+
+
+def why(reason: str, kind: str) -> str:
+    """The first sentence of the whisper: why the call came (by the kind of call if unknown)."""
+    code, _, words = reason.partition(":")
+    if code == Reason.SAID and words:
+        return prompts.WHISPER_SAID.format(words=words)
+    text = REASON_TEXTS.get(code)
+    if text is not None:
+        return text
+    return {"sos": prompts.WHISPER_SOS, "callback": prompts.WHISPER_CALLBACK}.get(
+        kind, prompts.WHISPER_HOTLINE
+    )
+
+
 @dataclass(frozen=True)
 class CallerCard:
     """What the operator hears about the caller before accepting."""
 
     kind: str  # "sos", "callback" or "hotline"
+    reason: str = ""  # a ``Reason`` (``said:<words>`` for words heard), "" when not known
     name: str | None = None
     age: int | None = None
     community: str | None = None
@@ -31,12 +99,8 @@ class CallerCard:
 
 
 def introduction(card: CallerCard) -> str:
-    """The whisper text: emergency first, then who, where, health, living alone."""
-    parts = [
-        {"sos": prompts.WHISPER_SOS, "callback": prompts.WHISPER_CALLBACK}.get(
-            card.kind, prompts.WHISPER_HOTLINE
-        )
-    ]
+    """The whisper text: why the call came first, then who, where, health, living alone."""
+    parts = [why(card.reason, card.kind)]
     if card.name:
         parts.append(
             prompts.WHISPER_RESIDENT.format(

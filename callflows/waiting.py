@@ -18,10 +18,7 @@ class Queue(StrEnum):
     SERVICE = "service"
 
 
-WAIT_TEXTS = {
-    Queue.SOS: (prompts.SOS_WAIT_FIRST, prompts.SOS_WAIT),
-    Queue.SERVICE: (prompts.SERVICE_WAIT_FIRST, prompts.SERVICE_WAIT),
-}
+WAIT_TEXTS = {Queue.SOS: prompts.SOS_WAIT, Queue.SERVICE: prompts.SERVICE_WAIT}
 # Queue results after which the caller is still on the line and nobody has answered.
 STILL_WAITING_RESULTS = frozenset({"leave", "error", "system-error", "queue-full"})
 
@@ -65,9 +62,9 @@ def wait_music(
     if fallback_after is not None and queue_seconds >= fallback_after:
         response.leave()
         return response
-    first, numbered = WAIT_TEXTS[queue]
-    text = numbered.format(position=position) if position and position > 1 else first
-    say(response, text, style)
+    if position and position > 1:
+        say(response, prompts.QUEUE_POSITION.format(position=position), style)
+    say(response, WAIT_TEXTS[queue], style)
     response.pause(length=style.wait_pause)
     return response
 

@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -16,7 +17,7 @@ from flask import current_app, request
 from callflows.voice import Links, Style, absolute_links
 from data import calls, residents
 from data.db import isoformat
-from ivr import phones
+from ivr import phones, recordings
 from ivr.db import get_db
 from ivr.settings import Settings
 
@@ -46,8 +47,8 @@ def line_of(settings: Settings, to_number: str | None) -> Line:
     return Line.UNKNOWN
 
 
-def style_of(settings: Settings) -> Style:
-    """The voice style configured for this deployment."""
+def style_of(settings: Settings, dialect: str | None = None) -> Style:
+    """The voice style configured for this deployment, with the recordings in ``dialect``."""
     return Style(
         voice=settings.tts_voice,
         language=settings.tts_language,
@@ -60,6 +61,7 @@ def style_of(settings: Settings) -> Style:
         digit_timeout=settings.shortcut_digit_timeout,
         dial_timeout=settings.dial_timeout,
         wait_pause=settings.queue_wait_pause_seconds,
+        recordings=recordings.urls(settings, dialect),
     )
 
 
@@ -100,11 +102,23 @@ class Call:
     number: str | None
     line: Line
     now: datetime
+    _resident: dict[str, Any] | None = dataclass_field(default=None, init=False, repr=False)
+    _looked_up: bool = dataclass_field(default=False, init=False, repr=False)
 
     @property
     def style(self) -> Style:
-        """The voice style."""
+        """Mandarin in the configured voice: for staff, and where the caller is not known."""
         return style_of(self.settings)
+
+    def style_for(self, dialect: str | None) -> Style:
+        """The caller's voice: recordings in their ``dialect`` where they exist, else Mandarin."""
+        return style_of(self.settings, dialect)
+
+    @property
+    def caller_style(self) -> Style:
+        """The voice for the caller of this call (their resident record's dialect)."""
+        resident = self.known_resident()
+        return self.style_for(resident["dialect"] if resident else None)
 
     @property
     def links(self) -> Links:
@@ -122,8 +136,19 @@ class Call:
         return isoformat(self.now)
 
     def resident(self) -> dict[str, Any] | None:
-        """The registered resident calling, recognised by the caller's number."""
-        return residents.by_phone(self.db, self.caller)
+        """The registered resident calling, recognised by the caller's number (looked up once)."""
+        if not self._looked_up:
+            self._resident = residents.by_phone(self.db, self.caller)
+            self._looked_up = True
+        return self._resident
+
+    def known_resident(self) -> dict[str, Any] | None:
+        """The caller's resident record; None when unknown or the lookup failed."""
+        try:
+            return self.resident()
+        except Exception:
+            log.exception("resident lookup failed for call %s", self.sid)
+            return None
 
     def open(self, resident: dict[str, Any] | None) -> None:
         """Log the call's row and its first event; never lets a logging error reach the caller."""

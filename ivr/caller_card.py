@@ -10,21 +10,24 @@ from ivr.db import get_db
 
 
 def caller_card(sid: str, record: dict[str, str], today: date) -> operator.CallerCard:
-    """The card of the caller of ``sid`` (its switchboard ``record`` tells the kind of call)."""
+    """The card of the caller of ``sid``: its switchboard ``record`` tells the kind of call and
+    why the caller wants a person (said first), the database who they are."""
     kind = (
         "callback"
         if record.get("origin")
         else ("sos" if record.get("queue") == "sos" else "hotline")
     )
+    reason = record.get("reason", "")
     row = calls.get(get_db(), sid)
     resident = residents.get(get_db(), row["resident_id"]) if row and row["resident_id"] else None
     if resident is None:
         number = row["from_number"] if row else None
         return operator.CallerCard(
-            kind, number=number if number and number.startswith("+") else None
+            kind, reason=reason, number=number if number and number.startswith("+") else None
         )
     return operator.CallerCard(
         kind,
+        reason=reason,
         name=resident["name"],
         age=_age(resident["birth_date"], today),
         community=resident["community"],

@@ -20,7 +20,7 @@ from ivr.call import Call, arg_int, current_call, field
 from ivr.caller_card import caller_card
 from ivr.db import get_db
 from ivr.guard import protect, twiml
-from ivr.queue_routes import FINAL_STATUSES, arg_text, back_in_line, log_for
+from ivr.queue_routes import FINAL_STATUSES, arg_text, back_in_line, log_for, waiting_style
 from ivr.quota import LOCAL
 from queue_workers import escalation, offers
 from queue_workers.switchboard import Priority, split_target
@@ -127,7 +127,7 @@ def bridge() -> Response:
     if board.bridged(sid, token):
         log_for(call, sid, "bridged", {"offer": token}, dedup=f"bridged:{sid}:{token}")
         action = call.links("/ivr/bridge/result", call=sid, offer=token)
-        return twiml(operator.bridge(sid, action, call.style))
+        return twiml(operator.bridge(sid, action, waiting_style(call)))
     record = board.call(sid)
     if record.get("state") in ("waiting", "offered"):
         return twiml(back_in_line(call, record))

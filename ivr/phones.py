@@ -56,6 +56,15 @@ def is_mainland(e164: str) -> bool:
     return number.country_code == 86 and phonenumbers.region_code_for_number(number) == "CN"
 
 
+def region_of(e164: str) -> str:
+    """The region of a number (``CN``, ``HK``, ``MO``, ``TW`` ...); "" when unknown."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return ""
+    return phonenumbers.region_code_for_number(number) or ""
+
+
 def parse_list(raw: str | None) -> tuple[str, ...]:
     """Parse a comma-separated list of numbers into a tuple of E.164 strings."""
     return tuple(normalize(part) for part in (raw or "").split(",") if part.strip())

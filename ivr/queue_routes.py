@@ -19,6 +19,8 @@ from redis import RedisError
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import hotline, operator, sos, waiting
+from callflows.operator import Reason
+from callflows.voice import Style
 from callflows.waiting import Queue
 from data import calls, residents
 from data.db import isoformat
@@ -43,15 +45,18 @@ def send_to_sos(
     call: Call,
     resident: dict[str, Any] | None,
     *,
+    reason: str,
     origin: str = "",
     arrived_ms: int | None = None,
 ) -> VoiceResponse:
     """Put an SOS caller in line; with Redis down, ring the duty phones straight away.
 
-    A callback leg (``origin`` = the SOS call it returns) keeps the original call's place in
-    line (``arrived_ms``) but starts its own wait for the duty-phone fallback.
+    ``reason`` (a ``Reason``) goes with the call and is the first thing the person rung for
+    it hears. A callback leg (``origin`` = the SOS call it returns) keeps the original call's
+    place in line (``arrived_ms``) but starts its own wait for the duty-phone fallback.
     """
     since = queueing.millis(call.now)
+    style = call.style_for(resident["dialect"] if resident else None)
     try:
         position = queueing.wait_for_person(
             call.sid,
@@ -62,21 +67,26 @@ def send_to_sos(
             origin=origin,
             caller=(field("To") if origin else call.caller) or "",
             line=(field("From") if origin else call.number) or "",
+            reason=reason,
         )
     except RedisError:
         log.exception("Redis unreachable: SOS call %s goes to the duty phones", call.sid)
         call.event("queue_unavailable", {"queue": Queue.SOS.value})
         call.event("duty_dial", {"attempt": 1, "reason": "queue_unavailable"})
-        return sos.straight_to_duty(call.settings.duty_numbers, call.style, call.links)
+        return sos.straight_to_duty(call.settings.duty_numbers, style, call.links)
     call.event("enqueued", {"queue": Queue.SOS.value, "position": position})
     call.safely(lambda: calls.mark_queued(call.db, call.sid, call.at))
     answer = sos.callback_answer if origin else sos.answer
-    return answer(call.style, call.links, since)
+    return answer(style, call.links, since)
 
 
 def to_operator(call: Call, reason: str, response: VoiceResponse | None = None) -> VoiceResponse:
-    """Put a hotline caller in line for an operator (duty phones when Redis is down)."""
+    """Put a hotline or family-line caller in line for a person (duty phones when Redis is down).
+
+    ``reason`` (a ``Reason``) is recorded and is the first thing the person rung hears.
+    """
     resident = call.resident()
+    style = call.style_for(resident["dialect"] if resident else None)
     since = queueing.millis(call.now)
     call.event("to_operator", {"reason": reason})
     try:
@@ -86,31 +96,33 @@ def to_operator(call: Call, reason: str, response: VoiceResponse | None = None) 
             priority=Priority.HOTLINE,
             dialect=resident["dialect"] if resident else None,
             since_ms=queueing.arrival_ms(call.now),
+            reason=reason,
         )
     except RedisError:
         log.exception("Redis unreachable: call %s goes to the duty phones", call.sid)
         call.event("queue_unavailable", {"queue": Queue.SERVICE.value})
-        return waiting.system_trouble(call.settings.duty_numbers, call.style, call.links)
+        return waiting.system_trouble(call.settings.duty_numbers, style, call.links)
     call.event("enqueued", {"queue": Queue.SERVICE.value, "position": position})
     call.safely(lambda: calls.mark_queued(call.db, call.sid, call.at))
     if response is None:
-        return hotline.to_operator(call.style, call.links, since)
+        return hotline.to_operator(style, call.links, since)
     return waiting.enqueue(response, Queue.SERVICE, call.links, since)
 
 
 @bp.post("/ivr/sos")
 def sos_from_menu() -> Response:
-    """A caller who asked for help in a menu: the SOS flow."""
+    """A caller who asked for help in a menu (key 1, or words like 救命): the SOS flow."""
     call = current_call()
     call.event("routed_to_sos")
-    return twiml(send_to_sos(call, resident_or_none(call)))
+    reason = arg_text("reason") or Reason.HOTLINE_KEY.value
+    return twiml(send_to_sos(call, call.known_resident(), reason=reason))
 
 
 @bp.post("/ivr/operator")
 def to_a_person() -> Response:
     """Put the caller through to a person."""
     call = current_call()
-    return twiml(to_operator(call, request.args.get("reason", "asked")[:40]))
+    return twiml(to_operator(call, arg_text("reason") or Reason.ASKED.value))
 
 
 # -- the provider's queue -----------------------------------------------------------------
@@ -138,14 +150,17 @@ def queue_wait() -> Response:
         else call.settings.service_fallback_seconds
     )
     position = int_field("QueuePosition")
+    record: dict[str, str] = {}
     try:
         board = queueing.context().board
         position = board.position(call.sid) or position
-        if queue is Queue.SOS and queueing.workers_alive() and board.call(call.sid):
+        record = board.call(call.sid)
+        if queue is Queue.SOS and queueing.workers_alive() and record:
             fallback = None
     except RedisError:
         pass  # the provider's own position will do, and the fallback stands
-    return twiml(waiting.wait_music(queue, position, waited, fallback, call.style))
+    style = waiting_style(call, record)
+    return twiml(waiting.wait_music(queue, position, waited, fallback, style))
 
 
 @bp.post("/ivr/queue/exit")
@@ -165,7 +180,8 @@ def queue_exit() -> Response:
         _switchboard_safely(lambda ctx: _left_for_duty(ctx, call.sid))
         call.event("duty_dial", {"attempt": 1, "numbers": list(call.settings.duty_numbers)})
         call.safely(lambda: calls.set_outcome(call.db, call.sid, "duty"))
-    return twiml(waiting.queue_exit(result, call.settings.duty_numbers, call.style, call.links))
+    style = waiting_style(call)
+    return twiml(waiting.queue_exit(result, call.settings.duty_numbers, style, call.links))
 
 
 @bp.post("/ivr/duty/result")
@@ -185,8 +201,9 @@ def duty_result() -> Response:
         },
         dedup_key=f"duty:{call.sid}:{attempt}",
     )
+    style = waiting_style(call)
     return twiml(
-        waiting.duty_result(accepted, call.settings.duty_numbers, attempt, call.style, call.links)
+        waiting.duty_result(accepted, call.settings.duty_numbers, attempt, style, call.links)
     )
 
 
@@ -282,7 +299,8 @@ def callback_answer() -> Response:
         board = queueing.context().board
         arrived = int(board.call(origin).get("since") or 0) or None
         board.callback_settled(origin)
-    return twiml(send_to_sos(call, resident, origin=origin, arrived_ms=arrived))
+    reason = Reason.CALLBACK.value
+    return twiml(send_to_sos(call, resident, reason=reason, origin=origin, arrived_ms=arrived))
 
 
 @bp.post("/ivr/callback/status")
@@ -395,7 +413,20 @@ def back_in_line(call: Call, record: dict[str, str]) -> VoiceResponse:
     since = int(record.get("since") or queueing.millis(call.now))
     if record.get("origin"):  # a callback leg's wait starts when it was answered
         since = int(record.get("added") or since)
-    return waiting.back_in_line(queue, call.style, call.links, since)
+    return waiting.back_in_line(queue, waiting_style(call, record), call.links, since)
+
+
+def waiting_style(call: Call, record: dict[str, str] | None = None) -> Style:
+    """The voice of a caller in line, by the dialect in its switchboard ``record``.
+
+    Read from Redis, not the database: nothing in SQLite may hold up a caller in line.
+    """
+    if record is None:
+        try:
+            record = queueing.context().board.call(call.sid)
+        except RedisError:
+            record = {}
+    return call.style_for(record.get("dialect") or None)
 
 
 def _queue_arg() -> Queue:
@@ -403,15 +434,6 @@ def _queue_arg() -> Queue:
         return Queue(request.args.get("queue", "sos"))
     except ValueError:
         return Queue.SOS
-
-
-def resident_or_none(call: Call) -> dict[str, Any] | None:
-    """The caller's resident record; None when unknown or the lookup failed."""
-    try:
-        return call.resident()
-    except Exception:
-        log.exception("resident lookup failed for call %s", call.sid)
-        return None
 
 
 def _switchboard_safely(action: Any) -> None:

@@ -61,10 +61,12 @@ def wait_for_person(
     origin: str = "",
     caller: str = "",
     line: str = "",
+    reason: str = "",
 ) -> int:
     """Put a caller in line for an operator and wake a worker; return the position.
 
     An SOS call also gets its escalation and duty-stage timers, counted from ``since_ms``.
+    ``reason`` (why the caller wants a person) stays with the call for the whisper.
 
     Raises ``redis.RedisError`` when Redis is unreachable: the caller must then be sent
     straight to the duty phones.
@@ -80,6 +82,7 @@ def wait_for_person(
         origin=origin,
         caller=caller,
         line=line,
+        reason=reason,
     )
     if added:
         if priority is Priority.SOS:

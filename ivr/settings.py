@@ -15,6 +15,7 @@ from ivr import phones
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_PATH = PROJECT_ROOT / "data" / "eldercare.db"
+DEFAULT_PROMPTS_DIR = PROJECT_ROOT / "data" / "prompts"
 TWILIO_API_BASE_URL = "https://api.twilio.com"
 TIMEZONE = "Asia/Shanghai"
 
@@ -57,6 +58,8 @@ class Settings:
     tts_rate: str = "85%"
     tts_slow_rate: str = "70%"
     speech_language: str = "cmn-Hans-CN"
+    # Recorded prompts in dialect: ``<dialect>/<prompt key>.mp3|wav`` (``flask prompts list``).
+    prompts_dir: str = str(DEFAULT_PROMPTS_DIR)
     gather_timeout: int = 8
     gather_slow_timeout: int = 12
     speech_timeout: int = 3

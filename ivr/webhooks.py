@@ -8,12 +8,13 @@ from flask import Blueprint, Response, abort
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import hotline, prompts, shortcut
+from callflows.operator import Reason
 from callflows.voice import say
 from data import calls, residents, service_requests
 from ivr import phones, quota
 from ivr.call import Call, Line, arg_int, current_call, field, int_field
 from ivr.guard import protect, twiml
-from ivr.queue_routes import resident_or_none, send_to_sos, settle_final_status, to_operator
+from ivr.queue_routes import arg_text, send_to_sos, settle_final_status, to_operator
 
 log = logging.getLogger(__name__)
 bp = protect(Blueprint("twilio", __name__))
@@ -28,11 +29,12 @@ def voice() -> Response:
     call = current_call()
     if call.line is Line.SOS:
         # Nothing in the database can hold up an SOS call: every step there is best effort.
-        resident = resident_or_none(call)
+        resident = call.known_resident()
         call.open(resident)
-        return twiml(send_to_sos(call, resident))
+        return twiml(send_to_sos(call, resident, reason=Reason.SOS_KEY.value))
     resident = call.resident()
     call.open(resident)
+    style = call.caller_style
     if call.line is Line.HOTLINE:
         title = (
             prompts.title_for(resident["name"], resident["gender"], resident["dialect"])
@@ -40,21 +42,16 @@ def voice() -> Response:
             else None
         )
         call.event("menu", {"menu": "hotline", "attempt": 1})
-        return twiml(hotline.menu(call.style, call.links, intro=hotline.greeting(title)))
+        return twiml(hotline.menu(style, call.links, intro=[hotline.greeting(title)]))
     if call.line is Line.SHORTCUT:
         if resident is None:
-            call.event("refused", {"reason": "not_registered"})
-            return twiml(
-                shortcut.explain(
-                    prompts.SHORTCUT_NOT_REGISTERED, call.style, call.links, offer_menu=False
-                )
-            )
+            return twiml(_not_registered(call))
         call.event("menu", {"menu": "shortcut_digit"})
-        return twiml(shortcut.answer(call.style, call.links))
+        return twiml(shortcut.answer(style, call.links))
     call.event("unknown_line", {"to": field("To")})
     response = VoiceResponse()
-    say(response, prompts.UNKNOWN_LINE, call.style)
-    return twiml(to_operator(call, "unknown_line", response))
+    say(response, prompts.UNKNOWN_LINE, style)
+    return twiml(to_operator(call, Reason.UNKNOWN_LINE.value, response))
 
 
 @bp.post("/twilio/status")
@@ -100,10 +97,10 @@ def hotline_menu() -> Response:
     call = current_call()
     attempt = min(2, max(1, arg_int("attempt", 1)))
     call.event("menu", {"menu": "hotline", "attempt": attempt})
-    intro = prompts.HOTLINE_MENU_AGAIN if attempt > 1 else None
+    intro = [prompts.MENU_AGAIN] if attempt > 1 else []
     return twiml(
         hotline.menu(
-            call.style, call.links, attempt=attempt, intro=intro, invalid=arg_int("invalid")
+            call.caller_style, call.links, attempt=attempt, intro=intro, invalid=arg_int("invalid")
         )
     )
 
@@ -121,21 +118,23 @@ def hotline_choice() -> Response:
     if choice is None:
         invalid = arg_int("invalid") + 1
         call.event("invalid_input", {"digits": digits or None, "count": invalid})
-        return twiml(hotline.not_understood(call.style, call.links, digits=digits, invalid=invalid))
+        return twiml(
+            hotline.not_understood(call.caller_style, call.links, digits=digits, invalid=invalid)
+        )
     call.event("choice", {"menu": "hotline", "choice": choice.value})
     if choice is hotline.Choice.SOS:
-        return twiml(hotline.to_sos(call.links))
+        return twiml(hotline.to_sos(call.links, speech=None if digits else speech))
     if choice is hotline.Choice.REPEAT:
-        return twiml(hotline.menu(call.style, call.links, intro=prompts.HOTLINE_MENU_AGAIN))
+        return twiml(hotline.menu(call.caller_style, call.links, intro=[prompts.MENU_AGAIN]))
     if choice is hotline.Choice.OPERATOR:
-        return twiml(to_operator(call, "asked"))
+        return twiml(to_operator(call, Reason.ASKED.value))
     request_id = _service_request(call, choice)
     return twiml(
         hotline.service_registered(
             choice,
             request_id,
             can_call_back=call.caller is not None,
-            style=call.style,
+            style=call.caller_style,
             links=call.links,
         )
     )
@@ -152,15 +151,15 @@ def hotline_next() -> Response:
     digits = field("Digits")
     call.event("digits", {"digits": digits})
     if digits == "1":
-        return twiml(to_operator(call, "after_service_request"))
+        return twiml(to_operator(call, Reason.AFTER_SERVICE_REQUEST.value))
     if digits == "2":
         service_requests.request_callback(call.db, request_id, at=call.at)
         call.event("callback_requested", {"request_id": request_id})
-        return twiml(hotline.callback_promised(call.style))
+        return twiml(hotline.callback_promised(call.caller_style))
     choice = hotline.Choice(record["type"])
     return twiml(
         hotline.service_registered(
-            choice, request_id, can_call_back=True, style=call.style, links=call.links
+            choice, request_id, can_call_back=True, style=call.caller_style, links=call.links
         )
     )
 
@@ -178,7 +177,8 @@ def shortcut_menu() -> Response:
         return twiml(refusal)
     attempt = min(2, max(1, arg_int("attempt", 1)))
     call.event("menu", {"menu": "shortcut", "attempt": attempt})
-    return twiml(shortcut.menu(_contacts(call, resident), call.style, call.links, attempt=attempt))
+    contacts = _contacts(call, resident)
+    return twiml(shortcut.menu(contacts, call.caller_style, call.links, attempt=attempt))
 
 
 @bp.post("/ivr/shortcut/choice")
@@ -188,7 +188,7 @@ def shortcut_choice() -> Response:
     digits = field("Digits")[:1]
     call.event("digits", {"digits": digits})
     if digits == "0":
-        return twiml(to_operator(call, "asked"))
+        return twiml(to_operator(call, Reason.SHORTCUT_ASKED.value))
     if not digits.isdigit():
         return shortcut_menu()
     return twiml(_connect_slot(call, int(digits)))
@@ -196,12 +196,12 @@ def shortcut_choice() -> Response:
 
 @bp.post("/ivr/shortcut/offer")
 def shortcut_offer() -> Response:
-    """After an explanation: 0 for an operator, 1 for the menu."""
+    """After an explanation: 0 for an operator (told why the call was refused), 1 the menu."""
     call = current_call()
     digits = field("Digits")[:1]
     call.event("digits", {"digits": digits})
     if digits == "0":
-        return twiml(to_operator(call, "asked"))
+        return twiml(to_operator(call, arg_text("reason") or Reason.SHORTCUT_ASKED.value))
     return shortcut_menu()
 
 
@@ -212,7 +212,7 @@ def shortcut_retry() -> Response:
     digits = field("Digits")[:1]
     call.event("digits", {"digits": digits})
     if digits == "0":
-        return twiml(to_operator(call, "asked"))
+        return twiml(to_operator(call, Reason.SHORTCUT_ASKED.value))
     slot = arg_int("slot")
     if digits == "1" and 1 <= slot <= 9:
         return twiml(_connect_slot(call, slot))
@@ -239,9 +239,8 @@ def shortcut_dial_result() -> Response:
     resident = call.resident()
     record = residents.contact(call.db, resident["id"], slot) if resident else None
     label = _label(record) if record else prompts.key_name(str(slot))
-    return twiml(
-        shortcut.dial_outcome(dial_status, shortcut.Contact(slot, label), call.style, call.links)
-    )
+    contact = shortcut.Contact(slot, label)
+    return twiml(shortcut.dial_outcome(dial_status, contact, call.caller_style, call.links))
 
 
 @bp.post("/ivr/shortcut/leg-status")
@@ -311,17 +310,27 @@ def _contacts(call: Call, resident: dict) -> list[shortcut.Contact]:
     return [shortcut.Contact(row["slot"], _label(row)) for row in rows]
 
 
+def _not_registered(call: Call) -> VoiceResponse:
+    """A withheld or unknown number: explain, offer a person; silence reaches one too."""
+    call.event("refused", {"reason": Reason.NOT_REGISTERED.value})
+    message = (
+        prompts.CALLER_NUMBER_HIDDEN if call.caller is None else prompts.SHORTCUT_NOT_REGISTERED
+    )
+    return _refuse(call, [message], Reason.NOT_REGISTERED)
+
+
+def _refuse(
+    call: Call, messages: list[str], reason: Reason, *, offer_menu: bool = False
+) -> VoiceResponse:
+    return shortcut.explain(messages, reason, call.caller_style, call.links, offer_menu=offer_menu)
+
+
 def _shortcut_refusal(call: Call, resident: dict | None) -> VoiceResponse | None:
     if resident is None:
-        call.event("refused", {"reason": "not_registered"})
-        return shortcut.explain(
-            prompts.SHORTCUT_NOT_REGISTERED, call.style, call.links, offer_menu=False
-        )
+        return _not_registered(call)
     if not residents.contacts(call.db, resident["id"]):
-        call.event("refused", {"reason": "no_contacts"})
-        return shortcut.explain(
-            prompts.SHORTCUT_NO_CONTACTS, call.style, call.links, offer_menu=False
-        )
+        call.event("refused", {"reason": Reason.NO_CONTACTS.value})
+        return _refuse(call, [prompts.SHORTCUT_NO_CONTACTS], Reason.NO_CONTACTS)
     return None
 
 
@@ -334,20 +343,18 @@ def _connect_slot(call: Call, slot: int) -> VoiceResponse:
     call.event("choice", {"menu": "shortcut", "slot": slot})
     record = residents.contact(call.db, resident["id"], slot) if 1 <= slot <= 9 else None
     if record is None:
-        call.event("refused", {"reason": "empty_slot", "slot": slot})
+        call.event("refused", {"reason": Reason.EMPTY_SLOT.value, "slot": slot})
         message = prompts.SHORTCUT_EMPTY_SLOT.format(slot=slot)
-        return shortcut.explain(message, call.style, call.links, offer_menu=True)
+        return _refuse(call, [message], Reason.EMPTY_SLOT, offer_menu=True)
     contact = shortcut.Contact(slot, _label(record))
     if not phones.is_mainland(record["phone"]):
-        call.event("refused", {"reason": "foreign_number", "slot": slot})
-        message = prompts.SHORTCUT_FOREIGN.format(label=contact.label)
-        return shortcut.explain(message, call.style, call.links, offer_menu=True)
+        call.event("refused", {"reason": Reason.FOREIGN_NUMBER.value, "slot": slot})
+        messages = shortcut.not_mainland(contact, phones.region_of(record["phone"]))
+        return _refuse(call, messages, Reason.FOREIGN_NUMBER, offer_menu=True)
     reservation = quota.reserve_for_dial(call.db, resident, call.sid, call.now, call.settings)
     if reservation is None:
-        call.event("refused", {"reason": "quota_used_up", "slot": slot})
-        return shortcut.explain(
-            prompts.SHORTCUT_QUOTA_USED_UP, call.style, call.links, offer_menu=False
-        )
+        call.event("refused", {"reason": Reason.QUOTA_USED_UP.value, "slot": slot})
+        return _refuse(call, [prompts.SHORTCUT_QUOTA_USED_UP], Reason.QUOTA_USED_UP)
     call.event(
         "dial",
         {
@@ -364,6 +371,6 @@ def _connect_slot(call: Call, slot: int) -> VoiceResponse:
         time_limit=reservation.seconds,
         reservation_id=reservation.id,
         low_balance_seconds=call.settings.low_balance_minutes * 60,
-        style=call.style,
+        style=call.caller_style,
         links=call.links,
     )

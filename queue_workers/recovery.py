@@ -10,7 +10,8 @@ gone, the first to take the recovery lock rebuilds, from the store:
   ``operator_presence`` (someone ringing, talking or wrapping up is available again);
 - waiting calls: SOS and hotline calls queued within ``LOOKBACK`` that nobody answered and
   that did not end, back in line at their original arrival time (``queued_at``), with their
-  escalation and duty-stage timers counted from it;
+  escalation and duty-stage timers counted from it, and the reason the whisper gives (from
+  their timeline);
 - callbacks: abandoned SOS calls within ``LOOKBACK`` whose callback is still due (none placed
   yet, or the last attempt went unanswered) get their timer again;
 - an alert for a supervisor saying it happened and what was rebuilt.
@@ -22,6 +23,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from callflows.operator import Reason
 from data import calls
 from data import operators as operator_store
 from data.db import isoformat
@@ -91,8 +93,8 @@ def _operators(ctx: Context, now: datetime) -> int:
 
 def _waiting_calls(ctx: Context, now: datetime) -> int:
     rows = ctx.db.query(
-        "SELECT call_sid, line, from_number, to_number, queued_at, resident_id, direction"
-        " FROM calls WHERE queued_at >= ? AND answered_at IS NULL AND ended_at IS NULL"
+        "SELECT call_sid, line, became_sos, from_number, to_number, queued_at, resident_id,"
+        " direction FROM calls WHERE queued_at >= ? AND answered_at IS NULL AND ended_at IS NULL"
         " AND line IN ('sos', 'hotline') AND coalesce(outcome, '') NOT IN"
         " ('answered', 'abandoned', 'duty')",
         [isoformat(now - LOOKBACK)],
@@ -107,7 +109,7 @@ def _waiting_calls(ctx: Context, now: datetime) -> int:
 
 def _requeue(ctx: Context, row: dict[str, Any]) -> int:
     board, settings = ctx.board, ctx.settings
-    sos = row["line"] == "sos"
+    sos = row["line"] == "sos" or bool(row["became_sos"])  # a hotline call turned SOS too
     since = _ms(row["queued_at"])
     origin = _origin(ctx, row["call_sid"]) if row["direction"] == "outbound-api" else ""
     dialect = ""
@@ -124,6 +126,7 @@ def _requeue(ctx: Context, row: dict[str, Any]) -> int:
         origin=origin,
         caller=(row["to_number"] if origin else row["from_number"]) or "",
         line=(row["from_number"] if origin else row["to_number"]) or "",
+        reason=_reason(ctx, row["call_sid"], sos, origin),
     )
     if added and sos:
         waited = board.now() - since
@@ -161,6 +164,16 @@ def _callbacks(ctx: Context, now: datetime) -> int:
             continue  # an attempt is ringing now: its status callback carries on
         restored += 1
     return restored
+
+
+def _reason(ctx: Context, sid: str, sos: bool, origin: str) -> str:
+    """Why the call waits for a person, as it was put in line (the latest ``to_operator``)."""
+    if origin:
+        return Reason.CALLBACK.value
+    if sos:
+        return Reason.SOS_KEY.value
+    asked = [e["detail"] for e in calls.events(ctx.db, sid) if e["kind"] == "to_operator"]
+    return str(asked[-1].get("reason") or "") if asked else ""
 
 
 def _origin(ctx: Context, sid: str) -> str:

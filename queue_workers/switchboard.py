@@ -245,7 +245,8 @@ end
 _ADD_CALL = (
     _LIB
     + """
--- ARGV: sid, queue, priority, need, dialect, since_ms, now, score, origin, caller, line
+-- ARGV: sid, queue, priority, need, dialect, since_ms, now, score, origin, caller, line,
+-- reason (optional: why the caller wants a person, for the whisper)
 local key = call_key(ARGV[1])
 local state = redis.call('HGET', key, 'state')
 if state and state ~= 'gone' and state ~= 'done' then
@@ -262,7 +263,7 @@ local score = string.format('%d', tonumber(ARGV[8]) * SEQ + math.min(seq - 1, SE
 redis.call('HSET', key, 'sid', ARGV[1], 'queue', ARGV[2], 'priority', ARGV[3], 'need', ARGV[4],
            'dialect', ARGV[5], 'since', ARGV[6], 'score', score, 'state', 'waiting',
            'offer', 0, 'targets', '', 'added', ARGV[7], 'origin', ARGV[9], 'stage', '',
-           'extra', '', 'caller', ARGV[10], 'line', ARGV[11])
+           'extra', '', 'caller', ARGV[10], 'line', ARGV[11], 'reason', ARGV[12] or '')
 redis.call('ZADD', P .. 'waiting', score, ARGV[1])
 return {1, redis.call('ZRANK', P .. 'waiting', ARGV[1]) + 1}
 """
@@ -710,11 +711,14 @@ class Switchboard:
         origin: str = "",
         caller: str = "",
         line: str = "",
+        reason: str = "",
     ) -> tuple[bool, int]:
         """Put a call in the waiting line; returns (new?, 1-based position).
 
         ``origin`` names the SOS call a callback leg belongs to; ``caller`` and ``line`` are
-        the numbers a callback needs, kept here so it never depends on the database.
+        the numbers a callback needs, kept here so it never depends on the database;
+        ``reason`` is why the caller wants a person (``callflows.operator.Reason``), the
+        first thing the person rung for the call hears.
         """
         score = int(priority) * BAND + since_ms
         added, position = self._run(
@@ -730,6 +734,7 @@ class Switchboard:
             origin,
             caller,
             line,
+            reason,
         )
         return bool(added), int(position)
 

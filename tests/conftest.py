@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import struct
 import uuid
-from collections.abc import Iterator
+import wave
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,6 +80,8 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis) -> Settings:
         public_base_url=BASE_URL,
         database_path=str(tmp_path / "test.db"),
         run_dir=str(tmp_path / "run"),
+        # Empty until a test records prompts (``recorded``): never the project's own.
+        prompts_dir=str(tmp_path / "prompts"),
         redis_url=redis_server.url,
         sos_numbers=(SOS,),
         hotline_numbers=(HOTLINE,),
@@ -86,6 +91,37 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis) -> Settings:
         sos_fallback_seconds=30,
         service_fallback_seconds=60,
     )
+
+
+def write_tone(path: Path, *, hertz: int = 440, seconds: float = 0.25) -> Path:
+    """A short sine tone as a WAV file (standard library only): a stand-in recording."""
+    rate = 8000
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * hertz * i / rate)))
+        for i in range(int(rate * seconds))
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return path
+
+
+@pytest.fixture
+def recorded(settings: Settings) -> Callable[..., Path]:
+    """Record prompts: ``recorded("fuzhou", "sos_connecting")`` writes a tone for each key
+    into the test's PROMPTS_DIR and returns the dialect's folder."""
+
+    def record(dialect: str, *keys: str) -> Path:
+        folder = Path(settings.prompts_dir) / dialect
+        for number, key in enumerate(keys):
+            write_tone(folder / f"{key}.wav", hertz=300 + 40 * number)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    return record
 
 
 @pytest.fixture

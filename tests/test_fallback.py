@@ -95,7 +95,7 @@ def test_sos_fallback_rings_every_duty_phone_with_the_press_1_whisper(broken, ph
     call = phone(CALLER, SOS)
     reply = call.post("/twilio/fallback", ErrorCode="11200", ErrorUrl=BASE_URL + "/twilio/voice")
     assert reply.status == 200
-    assert "正在为您接通紧急救援，请不要挂机" in reply.said
+    assert "正在为您接通救援人员。请不要挂机" in reply.said
     assert duty_dial(reply) == RINGS_EVERY_DUTY_PHONE
     assert reply.url("Dial") == BASE_URL + "/ivr/duty/result?attempt=1"
 
@@ -157,7 +157,7 @@ def test_hotline_and_shortcut_fallback_apologise_and_ring_the_duty_phones(broken
 )
 def test_unknown_or_missing_numbers_are_answered_as_sos(broken, client, app, params):
     reply = post_signed(client, app, BASE_URL + "/twilio/fallback", params)
-    assert "正在为您接通紧急救援" in reply.said
+    assert "正在为您接通救援人员" in reply.said
     assert duty_dial(reply) == RINGS_EVERY_DUTY_PHONE
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
+from callflows import prompts
 from data import calls
 from tests.conftest import HOTLINE, SOS
 from tests.twiml_check import query
@@ -23,7 +26,19 @@ def test_registered_caller_is_greeted_by_title(phone, chen):
     assert gather.attrib["language"] == "cmn-Hans-CN"
     assert "救命" in gather.attrib["hints"]
     assert int(gather.attrib["timeout"]) >= 8
-    assert "紧急求助，请按1" in reply.said
+    assert "紧急情况，请按1" in reply.said
+    assert "陈依伯" not in " ".join(gather.itertext()), "the greeting comes before the menu"
+
+
+def test_the_menu_offers_four_everyday_choices(phone):
+    menu = phone("+8618612345678", HOTLINE).start().find("Gather")
+    spoken = " ".join(menu.itertext())
+    assert spoken.count("请按") == 4
+    choices = ("紧急情况，请按1", "要人上门帮忙，请按2", "想聊聊天，请按3", "找工作人员，请按0")
+    for choice in choices:
+        assert choice in spoken
+    for word in ("星号", "精神关怀", "人工", "生活照料", "家政服务"):
+        assert word not in spoken
 
 
 def test_unknown_caller_gets_a_neutral_greeting(phone):
@@ -53,30 +68,32 @@ def test_key_1_goes_to_the_sos_flow(phone, db):
 def test_emergency_words_go_to_sos(phone, db, words):
     call = phone("+8618612345678", HOTLINE)
     reply = call.post(call.start().url("Gather"), SpeechResult=words, Confidence="0.81")
-    assert reply.url("Redirect").endswith("/ivr/sos")
+    assert reply.url("Redirect").split("?")[0].endswith("/ivr/sos")
+    assert query(reply.url("Redirect"))["reason"] == f"said:{words}"
     assert events(db, call.sid, "speech")[0]["detail"]["text"] == words
 
 
 @pytest.mark.parametrize(
     ("params", "kind", "service"),
     [
-        ({"Digits": "2"}, "life_care", "生活照料服务"),
-        ({"Digits": "3"}, "housekeeping", "家政服务"),
-        ({"Digits": "4"}, "companionship", "精神关怀服务"),
-        ({"SpeechResult": "我想找人聊聊天"}, "companionship", "精神关怀服务"),
-        ({"SpeechResult": "家政"}, "housekeeping", "家政服务"),
+        ({"Digits": "2"}, "life_care", "上门帮忙"),
+        ({"Digits": "3"}, "companionship", "找人聊天"),
+        ({"SpeechResult": "我想找人聊聊天"}, "companionship", "找人聊天"),
+        ({"SpeechResult": "家政"}, "housekeeping", "打扫家务"),
+        ({"SpeechResult": "要人上门打扫一下"}, "housekeeping", "打扫家务"),
+        ({"SpeechResult": "要人帮忙买菜做饭"}, "life_care", "上门帮忙"),
     ],
 )
 def test_service_choice_records_a_request(phone, chen, db, params, kind, service):
     call = phone("+8613800138000", HOTLINE)
     reply = call.post(call.start().url("Gather"), **params)
-    assert f"已为您登记{service}" in reply.said
+    assert f"已经为您登记{service}" in reply.said
     rows = list(db.query("SELECT * FROM service_requests"))
     assert len(rows) == 1
     assert rows[0]["type"] == kind and rows[0]["resident_id"] == chen["id"]
     assert rows[0]["call_sid"] == call.sid and rows[0]["status"] == "new"
     # then: wait for a person (1) or be called back (2 / silence)
-    assert "现在等人工服务，请按1" in reply.said
+    assert "现在就找工作人员，请按1" in reply.said
     assert reply.has("Hangup"), "silence after the question ends with a promise, not a menu"
 
 
@@ -129,6 +146,22 @@ def test_no_input_repeats_slower_then_goes_to_a_person(phone, db):
     assert reasons == ["no_input"]
 
 
+def test_after_silence_the_way_to_a_person_is_said_once(phone):
+    call = phone("+8618612345678", HOTLINE)
+    second = call.post(call.start().url("Redirect"))
+    to_person = call.post(second.url("Redirect"))
+    heard = [
+        "".join(say.itertext())
+        for reply in (second, to_person)
+        for say in reply.root.iter("Say")
+        if reply.root.find("Gather") is None or say not in reply.root.find("Gather")
+    ]
+    assert heard[-2:] == [prompts.NO_INPUT, prompts.OPERATOR_CONNECTING]
+    assert "人工" not in second.said + to_person.said
+    sentences = [s for text in heard for s in text.split("。") if s]
+    assert all(a != b for a, b in itertools.pairwise(sentences)), sentences
+
+
 def test_service_queue_falls_back_to_duty_phones(phone, app):
     earlier = phone("+8618600000001", HOTLINE)
     earlier.post(earlier.start().url("Gather"), Digits="0")
@@ -147,8 +180,15 @@ def test_invalid_key_is_named_and_the_menu_repeats(phone, db, digits, spoken):
     call = phone("+8618612345678", HOTLINE)
     reply = call.post(call.start().url("Gather"), Digits=digits)
     assert f"您按的是{spoken}" in reply.said
-    assert "紧急求助，请按1" in reply.said
+    assert "紧急情况，请按1" in reply.said
     assert events(db, call.sid, "invalid_input")
+
+
+def test_the_old_key_4_is_no_longer_a_choice(phone, db):
+    call = phone("+8618612345678", HOTLINE)
+    reply = call.post(call.start().url("Gather"), Digits="4")
+    assert "您按的是4号键" in reply.said and reply.has("Gather")
+    assert db["service_requests"].count == 0
 
 
 def test_star_repeats_the_menu(phone):

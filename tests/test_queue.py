@@ -395,8 +395,9 @@ def test_abandoned_sos_is_called_back_at_its_place_and_the_family_texted(centre)
     centre.operator("op01", "+8613800138201")
     centre.work()
     ringing = [c for c in centre.standin.created_calls() if query(c["url"])["call"] == leg.sid]
+    assert centre.board.call(leg.sid)["reason"] == "callback"
     whisper = Leg(centre, ringing[-1]).pick_up()
-    assert "回拨紧急求助" in whisper.said
+    assert whisper.said.startswith("回拨紧急求助。陈国强，85岁"), "why, then who"
     # hanging up on the callback too goes to a supervisor, not into a loop of callbacks
     leg.post(created["status_callback"], CallStatus="completed")
     centre.work()
@@ -576,7 +577,7 @@ def test_redis_down_sends_sos_straight_to_duty_phones(settings, clock, tmp_path)
     app = create_app(settings.with_overrides(redis_url=f"unix://{tmp_path}/none.sock"), clock=clock)
     call = PhoneCall(app.test_client(), app, "+8618600000001", SOS)
     reply = call.start()
-    assert "正在为您接通紧急救援" in reply.said
+    assert "正在为您接通救援人员" in reply.said
     assert [n.text for n in reply.find("Dial").iter("Number")] == list(DUTY)
     hotline = PhoneCall(app.test_client(), app, "+8618600000001", HOTLINE)
     to_person = hotline.post(hotline.start().url("Gather"), Digits="0")

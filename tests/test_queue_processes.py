@@ -234,7 +234,7 @@ def test_redis_stopped_during_a_call_sos_still_reaches_the_duty_phones(settings,
         # a new SOS call while Redis is down goes straight to the duty phones
         new = PhoneCall(app.test_client(), app, "+8618600000002", SOS)
         reply = new.start()
-        assert "正在为您接通紧急救援" in reply.said
+        assert "正在为您接通救援人员" in reply.said
         assert [n.text for n in reply.find("Dial").iter("Number")] == list(DUTY)
         # and everything is still logged
         conn = _store(config)

@@ -58,6 +58,8 @@ def test_redis_flushed_while_calls_wait_loses_nothing(centre):
 
     assert centre.board.waiting() == order, "back in line in the original order"
     assert {sid: centre.board.call(sid)["since"] for sid in order} == since
+    reasons = [centre.board.call(sid)["reason"] for sid in order]
+    assert reasons == ["sos_key", "sos_key", "asked"], "the whisper still says why"
     assert centre.board.call(older.sid)["caller"] == CHEN["phone"]
     assert centre.board.operator("op02")["state"] == "away"
     assert centre.board.operator("op01")["state"] == "available", "was talking: available again"
@@ -73,3 +75,20 @@ def test_redis_flushed_while_calls_wait_loses_nothing(centre):
     timekeeper.tick(centre.ctx)
     assert db.execute("SELECT count(*) FROM alerts WHERE kind='redis_recovered'").fetchone()[0] == 1
     assert calls.get(db, older.sid)["answered_at"] is None
+
+
+def test_a_hotline_call_that_became_sos_is_rebuilt_as_an_sos_call(centre):
+    """Key 1 on the hotline: the call waits in the SOS line, and comes back there."""
+    hotline = centre.call("+8618600000004", HOTLINE)
+    pressed = hotline.post(hotline.start().url("Gather"), Digits="1")
+    hotline.post(pressed.url("Redirect"))  # /ivr/sos
+    calls.mark_sos(centre.ctx.db, hotline.sid)  # what /ivr/sos does with routed_to_sos
+    assert centre.board.call(hotline.sid)["queue"] == "sos"
+
+    centre.redis.flushall()
+    centre.clock.advance(seconds=1)
+    timekeeper.tick(centre.ctx)
+
+    record = centre.board.call(hotline.sid)
+    assert (record["queue"], record["need"]) == ("sos", "sos"), "not back as a hotline call"
+    assert centre.redis.zscore("cc:timers", f"escalate|{hotline.sid}") is not None

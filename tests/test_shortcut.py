@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from data import calls, residents
 from tests.conftest import SHORTCUT
 from tests.twiml_check import query
@@ -46,9 +48,9 @@ def test_early_digit_connects_the_slot(phone, chen, db):
 def test_no_digit_lists_contacts_by_name(phone, chen):
     call = phone(CHEN_PHONE, SHORTCUT)
     menu = call.post(call.start().url("Redirect"))
-    assert "联系儿子，请按1" in menu.said
-    assert "联系女儿，请按2" in menu.said
-    assert "人工服务，请按0" in menu.said
+    assert "儿子，请按1" in menu.said
+    assert "女儿，请按2" in menu.said
+    assert "找工作人员，请按0" in menu.said
     assert int(menu.find("Gather").attrib["timeout"]) >= 8
     reply = call.post(menu.url("Gather"), Digits="2")
     assert reply.find("Dial/Number").text == "+8615000150002"
@@ -62,6 +64,22 @@ def test_menu_silence_twice_reaches_a_person(phone, chen):
     assert call.post(slower.url("Redirect")).find("Enqueue").text == "service"
 
 
+def test_a_long_list_is_read_four_choices_at_a_time(phone, chen, db):
+    for slot in (3, 4, 6):
+        relative = {"slot": slot, "name": f"亲戚{slot}", "phone": f"+861390013900{slot}"}
+        residents.upsert_contact(db, chen["id"], {**relative, "relation": "", "emergency": 0})
+    call = phone(CHEN_PHONE, SHORTCUT)
+    menu = call.post(call.start().url("Redirect"))
+    groups = menu.root.findall("Gather")
+    assert [" ".join(g.itertext()).count("请按") for g in groups] == [4, 3]
+    assert "找工作人员，请按0" in " ".join(groups[-1].itertext())
+    assert int(groups[0].attrib["timeout"]) >= 3, "a short breath between the groups"
+    assert int(groups[-1].attrib["timeout"]) >= 8
+    assert call.post(groups[1].attrib["action"], Digits="6").find("Dial/Number").text == (
+        "+8613900139006"
+    )
+
+
 def test_zero_reaches_an_operator(phone, chen):
     call = phone(CHEN_PHONE, SHORTCUT)
     assert call.post(call.start().url("Gather"), Digits="0").find("Enqueue").text == "service"
@@ -70,8 +88,8 @@ def test_zero_reaches_an_operator(phone, chen):
 def test_empty_slot_is_explained_with_operator_offer(phone, chen, db):
     call = phone(CHEN_PHONE, SHORTCUT)
     reply = call.post(call.start().url("Gather"), Digits="7")
-    assert "7号键还没有设置亲人的电话" in reply.said
-    assert "需要人工服务，请按0" in reply.said
+    assert "7号键还没有存电话" in reply.said
+    assert "找工作人员，请按0" in reply.said
     assert not reply.has("Dial")
     assert call.post(reply.url("Gather"), Digits="0").find("Enqueue").text == "service"
     refused = [e for e in calls.events(db, call.sid) if e["kind"] == "refused"]
@@ -82,36 +100,66 @@ def test_explanation_offers_the_menu_again(phone, chen):
     call = phone(CHEN_PHONE, SHORTCUT)
     reply = call.post(call.start().url("Gather"), Digits="7")
     menu = call.post(reply.url("Gather"), Digits="1")
-    assert "联系儿子，请按1" in menu.said
+    assert "儿子，请按1" in menu.said
 
 
-def test_explanation_silence_ends_kindly(phone, chen):
+def test_explanation_silence_reaches_a_person_kindly(phone, chen, db):
     call = phone(CHEN_PHONE, SHORTCUT)
     reply = call.post(call.start().url("Gather"), Digits="7")
     gathers = reply.root.findall("Gather")
     assert len(gathers) == 2, "said twice, the second time slower"
-    assert "如果需要帮助，请再打过来" in reply.said and reply.has("Hangup")
+    assert gathers[1].find("Say/prosody").attrib["rate"] == "70%"
+    assert not reply.has("Hangup"), "staying on the line is never hung up on"
+    assert "没有听到您的选择" in reply.said
+    assert call.post(reply.url("Redirect")).find("Enqueue").text == "service"
+    reasons = [e["detail"] for e in calls.events(db, call.sid) if e["kind"] == "to_operator"]
+    assert reasons == [{"reason": "empty_slot"}]
 
 
-def test_foreign_destination_is_refused(phone, chen):
+@pytest.mark.parametrize(
+    ("number", "region"),
+    [("+85291234567", "香港"), ("+85366123456", "澳门"), ("+886912345678", "台湾")],
+)
+def test_hong_kong_macao_and_taiwan_numbers_are_named(phone, chen, db, number, region):
+    contact = {"slot": 5, "name": "林芳", "relation": "外甥女", "phone": number, "emergency": 0}
+    residents.upsert_contact(db, chen["id"], contact)
     call = phone(CHEN_PHONE, SHORTCUT)
     reply = call.post(call.start().url("Gather"), Digits="5")
-    assert "外甥女的电话不是国内号码" in reply.said
+    assert f"外甥女的电话是{region}号码。" in reply.said
+    assert "亲情电话只能打内地号码。" in reply.said
+    assert "国内" not in reply.said
     assert not reply.has("Dial")
+
+
+def test_a_number_abroad_is_not_mainland(phone, chen, db):
+    contact = {"slot": 5, "name": "林芳", "relation": "外甥女", "phone": "+6591234567"}
+    residents.upsert_contact(db, chen["id"], {**contact, "emergency": 0})
+    call = phone(CHEN_PHONE, SHORTCUT)
+    reply = call.post(call.start().url("Gather"), Digits="5")
+    assert "外甥女的电话不是内地号码。" in reply.said and "国内" not in reply.said
 
 
 def test_unregistered_caller_is_told_and_offered_an_operator(phone, db):
     call = phone("+8618612345678", SHORTCUT)
     reply = call.start()
-    assert "还没有开通亲情电话服务" in reply.said
+    assert "还没有开通亲情电话" in reply.said
     assert not reply.has("Dial")
     assert call.post(reply.url("Gather"), Digits="0").find("Enqueue").text == "service"
     assert call.post(reply.url("Gather"), Digits="3").has("Gather"), "explains again"
 
 
-def test_withheld_number_is_treated_as_unregistered(phone):
-    reply = phone("anonymous", SHORTCUT).start()
-    assert "还没有开通亲情电话服务" in reply.said
+@pytest.mark.parametrize("caller", ["anonymous", "+8618612345678"])
+def test_withheld_or_unregistered_caller_who_stays_silent_reaches_a_person(phone, db, caller):
+    call = phone(caller, SHORTCUT)
+    reply = call.start()
+    said = "看不到您的电话号码" if caller == "anonymous" else "还没有开通亲情电话"
+    assert said in reply.said
+    assert "找工作人员，请按0" in reply.said
+    assert not reply.has("Hangup"), "never hung up on"
+    queue = call.post(reply.url("Redirect")).find("Enqueue")
+    assert queue.text == "service"
+    reasons = [e["detail"] for e in calls.events(db, call.sid) if e["kind"] == "to_operator"]
+    assert reasons == [{"reason": "not_registered"}]
 
 
 def test_resident_without_contacts_is_told(phone, db):
@@ -140,7 +188,7 @@ def test_busy_relative_is_said_and_retry_offered(phone, chen, db):
     again = call.post(busy.url("Gather"), Digits="1")
     assert again.find("Dial/Number").text == "+8613900139001"
     other = call.post(busy.url("Gather"), Digits="2")
-    assert "联系女儿，请按2" in other.said
+    assert "女儿，请按2" in other.said
     assert call.post(busy.url("Gather"), Digits="0").find("Enqueue").text == "service"
 
 
@@ -186,8 +234,8 @@ def test_used_up_minutes_refuse_the_call_and_point_to_sos(phone, chen, db):
     second = phone(CHEN_PHONE, SHORTCUT)
     reply = second.post(second.start().url("Gather"), Digits="1")
     assert not reply.has("Dial")
-    assert "免费通话时间已经用完" in reply.said and "SOS键" in reply.said
-    assert "需要人工服务，请按0" in reply.said
+    assert "免费通话用完了" in reply.said and "SOS键" in reply.said
+    assert "找工作人员，请按0" in reply.said
 
 
 def test_minutes_renew_with_the_month_in_shanghai_time(phone, chen, db, clock):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 import pytest
@@ -141,7 +142,7 @@ def test_sos_waits_then_rings_the_duty_phones(walk: Walk, db, chen, caller: str)
 
     assert heard(record) == [
         prompts.SOS_CONNECTING,
-        *[prompts.SOS_WAIT_FIRST] * 3,
+        *[prompts.SOS_WAIT] * 3,
         prompts.DUTY_CONNECTING,
     ]
     # the duty phone hears who calls and must press 1 (a voicemail would not)
@@ -213,11 +214,12 @@ def test_hotline_key_takes_a_service_request_and_a_callback(walk: Walk, db, chen
         f"/ivr/hotline/next?request={row['id']}",
         STATUS_PATH,
     ]
-    service = prompts.SERVICE_NAMES["life_care"]
     assert heard(record) == [
         prompts.HOTLINE_GREETING_KNOWN.format(title="陈依伯"),
         prompts.HOTLINE_MENU,
-        prompts.SERVICE_REGISTERED.format(service=service),
+        prompts.HOTLINE_SPEECH_HINT,
+        prompts.SERVICE_REGISTERED["life_care"],
+        prompts.SERVICE_CALL_TODAY,
         prompts.SERVICE_NEXT_STEP,
         prompts.CALLBACK_PROMISED,
     ]
@@ -238,13 +240,13 @@ def test_hotline_speech_about_a_fall_goes_to_the_sos_queue(walk: Walk, db) -> No
     assert paths(record) == [
         VOICE_PATH,
         "/ivr/hotline/choice?attempt=1&invalid=0",
-        "/ivr/sos",
+        "/ivr/sos?" + urlencode({"reason": "said:我摔倒了"}),
         "/ivr/queue/wait?queue=sos",
         "/ivr/queue/exit?queue=sos",
         STATUS_PATH,
     ]
     assert record.requests[1].params["SpeechResult"] == "我摔倒了"
-    assert heard(record)[-2:] == [prompts.SOS_CONNECTING, prompts.SOS_WAIT_FIRST]
+    assert heard(record)[-2:] == [prompts.SOS_CONNECTING, prompts.SOS_WAIT]
     assert details(db, record.sid, "choice") == [{"menu": "hotline", "choice": "sos"}]
     assert "routed_to_sos" in kinds(db, record.sid)
     assert_completed(db, record, "hotline", None)
@@ -262,9 +264,9 @@ def test_hotline_silence_twice_reaches_the_operator_queue(walk: Walk, db) -> Non
         STATUS_PATH,
     ]
     assert heard(record)[-3:] == [
-        prompts.NO_INPUT_TO_OPERATOR,
+        prompts.NO_INPUT,
         prompts.OPERATOR_CONNECTING,
-        prompts.SERVICE_WAIT_FIRST,
+        prompts.SERVICE_WAIT,
     ]
     assert details(db, record.sid, "to_operator") == [{"reason": "no_input"}]
     assert_completed(db, record, "hotline", None)
@@ -281,7 +283,7 @@ def test_hotline_invalid_key_then_a_valid_one(walk: Walk, db) -> None:
     assert details(db, record.sid, "invalid_input") == [{"digits": "9", "count": 1}]
     [row] = db.query("SELECT * FROM service_requests")
     assert (row["type"], row["call_sid"], row["callback_requested"]) == (
-        "housekeeping",
+        "companionship",
         record.sid,
         1,
     )
@@ -328,10 +330,10 @@ def test_shortcut_without_a_digit_lists_the_relatives(walk: Walk, db, chen) -> N
     assert paths(record)[:3] == [VOICE_PATH, "/ivr/shortcut/menu", "/ivr/shortcut/choice"]
     assert heard(record)[1:6] == [
         prompts.SHORTCUT_MENU_INTRO,
-        "联系儿子，请按1。",
-        "联系女儿，请按2。",
-        "联系外甥女，请按5。",
-        prompts.SHORTCUT_MENU_OPERATOR,
+        "儿子，请按1。",
+        "女儿，请按2。",
+        "外甥女，请按5。",
+        prompts.OFFER_OPERATOR,
     ]
     assert details(db, record.sid, "dial")[0]["to"] == DAUGHTER
 
@@ -341,7 +343,7 @@ def test_shortcut_empty_slot_is_explained_and_an_operator_offered(walk: Walk, db
 
     assert prompts.SHORTCUT_EMPTY_SLOT.format(slot=7) in heard(record)
     assert paths(record)[2:5] == [
-        "/ivr/shortcut/offer",
+        "/ivr/shortcut/offer?reason=empty_slot",
         "/ivr/queue/wait?queue=service",
         "/ivr/queue/exit?queue=service",
     ]
@@ -352,7 +354,8 @@ def test_shortcut_empty_slot_is_explained_and_an_operator_offered(walk: Walk, db
 def test_shortcut_refuses_the_niece_in_hong_kong(walk: Walk, db, chen) -> None:
     record = walk(CHEN, SHORTCUT, ["5"])
 
-    assert prompts.SHORTCUT_FOREIGN.format(label="外甥女") in heard(record)
+    assert prompts.SHORTCUT_HONG_KONG.format(label="外甥女") in heard(record)
+    assert prompts.SHORTCUT_MAINLAND_ONLY in heard(record)
     assert not any("<Dial" in w.body for w in record.requests)
     assert details(db, record.sid, "refused") == [{"reason": "foreign_number", "slot": 5}]
     assert_completed(db, record, "shortcut", chen["id"])
@@ -437,6 +440,7 @@ def test_simulate_calls_the_app_started_by_up(tmp_path: Path) -> None:
         database_path=str(tmp_path / "e2e.db"),
         redis_url="",  # so that `up` starts the embedded Redis
         run_dir=str(tmp_path / "run"),
+        prompts_dir=str(tmp_path / "prompts"),
         sos_escalate_seconds=3,
         sos_fallback_seconds=6,
         sos_numbers=(SOS,),

@@ -13,7 +13,7 @@ def test_registered_caller_is_queued_and_linked(phone, chen, db):
     call = phone("+8613800138000", SOS)
     reply = call.start()
     assert reply.status == 200
-    assert "正在为您接通紧急救援，请不要挂机" in reply.said
+    assert "正在为您接通救援人员。请不要挂机" in reply.said
     assert not reply.has("Gather"), "the SOS line asks nothing"
     enqueue = reply.find("Enqueue")
     assert enqueue.text == "sos"

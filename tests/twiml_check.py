@@ -84,21 +84,32 @@ def check(
             raise TwimlError(f"wait document uses {sorted(bad)}")
     if whisper and any(child.tag in WHISPER_FORBIDDEN for child in root.iter()):
         raise TwimlError("a whisper must not dial or enqueue")
-    base = app.config["SETTINGS"].public_base_url.rstrip("/")
-    adapter = app.url_map.bind("localhost")
-    for url in urls(root):
-        if not url.startswith(base + "/"):
-            raise TwimlError(f"URL {url!r} is not absolute under PUBLIC_BASE_URL")
-        path = urlsplit(url).path
-        try:
-            adapter.match(path, method="POST")
-        except Exception as exc:
-            raise TwimlError(f"URL {url!r} does not resolve to a POST route: {exc}") from exc
+    # The provider POSTs to action/url/waitUrl/statusCallback and Redirects, and fetches a
+    # <Play> URL with GET.
+    for method, found in (("POST", urls(root)), ("GET", play_urls(root))):
+        for url in found:
+            resolve(app, url, method)
     return root
 
 
+def resolve(app: Flask, url: str, method: str) -> None:
+    """Fail unless ``url`` is absolute under PUBLIC_BASE_URL and routes to ``method``."""
+    base = app.config["SETTINGS"].public_base_url.rstrip("/")
+    if not url.startswith(base + "/"):
+        raise TwimlError(f"URL {url!r} is not absolute under PUBLIC_BASE_URL")
+    try:
+        app.url_map.bind("localhost").match(urlsplit(url).path, method=method)
+    except Exception as exc:
+        raise TwimlError(f"URL {url!r} does not resolve to a {method} route: {exc}") from exc
+
+
+def play_urls(root: ElementTree.Element) -> list[str]:
+    """Every recording a document plays (not ``<Play digits>``)."""
+    return [(node.text or "").strip() for node in root.iter("Play") if (node.text or "").strip()]
+
+
 def said(root: ElementTree.Element) -> str:
-    """Everything the document says, joined."""
+    """Everything the document says, joined (recordings not included)."""
     return " ".join("".join(node.itertext()).strip() for node in root.iter("Say"))
 
 
