@@ -9,10 +9,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from admin import labels
+from admin import labels, timeline
 from admin.auth import audit, now_iso, require, safe_target
-from admin.calls_pages import describe
-from data import alerts
+from data import alerts, operators
 from ivr.db import get_db
 
 bp = Blueprint("alerts", __name__)
@@ -35,16 +34,16 @@ def index() -> ResponseReturnValue:
     db = get_db()
     total = alerts.count(db, open_only=open_only)
     rows = alerts.recent(db, open_only=open_only, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+    names = operators.names(db)
     return render_template(
         "admin/alerts.html",
-        rows=rows,
+        rows=[(row, timeline.alert_entry(row, names)) for row in rows],
         total=total,
         open_only=open_only,
         open_total=total if open_only else alerts.open_count(db),
         page=page,
         pages=max(1, -(-total // PER_PAGE)),
         labels=labels,
-        describe=describe,
     )
 
 
@@ -56,7 +55,7 @@ def acknowledge(alert_id: int) -> ResponseReturnValue:
     alert = alerts.get(db, alert_id)
     if alert is None:
         abort(404)
-    kind = labels.ALERT_KINDS.get(alert["kind"], alert["kind"])
+    kind = labels.ALERT_KINDS(alert["kind"])
     with db.atomic():
         done = alerts.acknowledge(db, alert_id, by=current_user.name, at=now_iso())
         if done:

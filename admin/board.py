@@ -7,8 +7,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
+from admin import labels
 from admin.auth import require
-from admin.operators_pages import STATES
 from callflows.waiting import Queue
 from data import alerts
 from data.operators import all_operators
@@ -17,10 +17,8 @@ from ivr.db import get_db
 from queue_workers.switchboard import OFFERS, OperatorState, Switchboard
 
 bp = Blueprint("board", __name__)
-QUEUES = {Queue.SOS: "SOS紧急呼叫", Queue.SERVICE: "服务热线"}
+QUEUES = {Queue.SOS: labels.LINES["sos"], Queue.SERVICE: labels.LINES["hotline"]}
 UNANSWERED = ("waiting", "offered", "accepted")
-STAGES = {"": "", "escalated": "紧急升级", "duty": "值班电话"}
-CALL_STATES = {"waiting": "排队中", "offered": "振铃中", "accepted": "正在接通"}
 
 
 def _unanswered(board: Switchboard) -> list[str]:
@@ -67,14 +65,16 @@ def snapshot() -> dict[str, Any]:
                 "sid": record["sid"],
                 "waited": waited,
                 "state": record["state"],
-                "what": CALL_STATES.get(record["state"], record["state"]),
-                "stage": STAGES.get(record.get("stage", ""), ""),
+                "what": labels.CALL_STATES(record["state"]),
+                "stage": labels.STAGES(record.get("stage")),
                 "escalated": urgent,
                 "callback": bool(record.get("origin")),
             }
         )
         queue["longest"] = max(queue["longest"], waited)
-    operators = {s.value: {"name": STATES[s], "count": 0, "names": []} for s in OperatorState}
+    operators = {
+        s.value: {"name": labels.OPERATOR_STATES[s], "count": 0, "names": []} for s in OperatorState
+    }
     live = {op.get("id"): op for op in board.operators()}
     for op in all_operators(get_db()):
         state = live.get(op["id"], {}).get("state") or OperatorState.OFFLINE.value

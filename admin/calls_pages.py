@@ -10,9 +10,9 @@ from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from admin import labels
+from admin import labels, timeline
 from admin.auth import require
-from data import call_log, calls, csv_export, ledger, residents
+from data import call_log, calls, csv_export, ledger, operators, residents
 from data.db import isoformat
 from data.operators import all_operators
 from ivr import phones
@@ -72,6 +72,7 @@ def index() -> ResponseReturnValue:
         pages=pages,
         args=request.args,
         operators=all_operators(db) if current_user.role != "operator" else [],
+        names=operators.names(db),
         labels=labels,
     )
 
@@ -86,16 +87,18 @@ def export() -> ResponseReturnValue:
     writer.writerow(
         ["时间", "线路", "来电号码", "老人", "接线员", "结果", "状态", "时长(秒)", "CallSid"]
     )
-    for row in call_log.every(get_db(), filters_from_request()):
+    db = get_db()
+    names = operators.names(db)
+    for row in call_log.every(db, filters_from_request()):
         writer.writerow(
             [
                 labels.local_time(row["started_at"]),
-                labels.LINES.get(row["line"], row["line"]),
+                labels.line_name(row),
                 row["from_number"] or "",
                 row["resident_name"] or "",
-                row["operator_id"] or "",
-                labels.OUTCOMES.get(row["outcome"] or "", row["outcome"] or ""),
-                labels.STATUSES.get(row["status"] or "", row["status"] or ""),
+                labels.answerer(row["operator_id"], names),
+                labels.OUTCOMES(row["outcome"]),
+                labels.STATUSES(row["status"]),
                 row["duration"],
                 row["call_sid"],
             ]
@@ -119,7 +122,8 @@ def detail(sid: str) -> ResponseReturnValue:
         abort(403)
     resident = residents.get(db, row["resident_id"]) if row["resident_id"] else None
     contacts = residents.contacts(db, resident["id"]) if resident else []
-    timeline = calls.events(db, sid)
+    names = operators.names(db)
+    entries = [(event, timeline.event_entry(event, names)) for event in calls.events(db, sid)]
     charged = [
         e
         for e in db.query(
@@ -131,27 +135,9 @@ def detail(sid: str) -> ResponseReturnValue:
         call=row,
         resident=resident,
         contacts=contacts,
-        timeline=timeline,
+        timeline=entries,
         charged=charged,
+        names=names,
         labels=labels,
-        describe=describe,
         ledger=ledger,
     )
-
-
-def describe(event: dict) -> str:
-    """An event's details in a few Chinese words."""
-    parts = []
-    for key, value in (event["detail"] or {}).items():
-        if value in (None, "", [], {}):
-            continue
-        if isinstance(value, bool):
-            value = "是" if value else "否"
-        elif isinstance(value, list):
-            value = "、".join(str(v) for v in value)
-        elif key == "line":
-            value = labels.LINES.get(value, value)
-        elif key == "status":
-            value = labels.STATUSES.get(value, value)
-        parts.append(f"{labels.DETAIL_KEYS.get(key, key)}：{value}")
-    return "；".join(parts)

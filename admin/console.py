@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -20,13 +20,13 @@ from flask_login import current_user
 
 from admin import labels
 from admin.auth import audit, require
-from callflows.prompts import DIALECT_NAMES, SERVICE_NAMES
 from data import operators, residents
+from data.db import isoformat
 from ivr import queueing
 from ivr.db import get_db
 from ivr.importer import age
 from ivr.quota import LOCAL
-from queue_workers.switchboard import MANUAL_STATES, OperatorState
+from queue_workers.switchboard import MANUAL_STATES, OperatorState, Switchboard, op_target
 
 bp = Blueprint("console", __name__)
 STATE_NAMES = labels.OPERATOR_STATES
@@ -34,6 +34,11 @@ NO_OPERATOR = "您的账号没有关联接线员，不能使用接线台。请�
 BUSY = "正在通话中，通话结束后才能改变状态。"
 INACTIVE = "您的接线员账号已停用，不能设为空闲。请联系管理员。"
 RECENT_CALLS = 5
+# A call the switchboard still gives to a person; ``done`` and ``gone`` have ended.
+LIVE_CALL_STATES = frozenset({"offered", "accepted", "connected"})
+# How far back a call answered but never ended may still be someone's current call, when
+# Redis has no record of it (lost with Redis): longer than any real conversation.
+ANSWERED_WITHIN = timedelta(hours=3)
 
 
 def _operator() -> dict[str, Any] | None:
@@ -47,19 +52,33 @@ def change_state(record: dict[str, Any], state: OperatorState) -> tuple[str, str
     return queueing.change_presence(record, state)
 
 
-def current_call(op_id: str, live: dict[str, str]) -> str | None:
-    """The call offered to or connected with the operator, else their latest call in progress."""
-    if live.get("call"):
-        return live["call"]
-    row = next(
-        get_db().query(
-            "SELECT call_sid FROM calls WHERE operator_id = ? AND ended_at IS NULL "
-            "ORDER BY coalesce(answered_at, started_at) DESC LIMIT 1",
-            [op_id],
-        ),
-        None,
+def current_call(op_id: str, live: dict[str, str], board: Switchboard, now: datetime) -> str | None:
+    """The call offered to or connected with the operator, as the switchboard says.
+
+    The operator's hash names the call; the call's hash says whether it still goes on, so
+    the pop ends with the offer or the conversation even if a status callback is lost. Only
+    a call Redis knows nothing about (Redis lost it) is looked up in SQLite: one this
+    operator answered within ``ANSWERED_WITHIN`` that has no end there (no record, or one
+    still connected to this operator).
+    """
+    sid = live.get("call")
+    if sid:
+        record = board.call(sid)
+        if not record or record.get("state") in LIVE_CALL_STATES:
+            return sid
+        return None
+    rows = get_db().query(
+        "SELECT call_sid FROM calls WHERE operator_id = ? AND ended_at IS NULL"
+        " AND answered_at >= ? ORDER BY answered_at DESC LIMIT 5",
+        [op_id, isoformat(now - ANSWERED_WITHIN)],
     )
-    return row["call_sid"] if row else None
+    for row in rows:
+        record = board.call(row["call_sid"])
+        if not record or (
+            record.get("state") in LIVE_CALL_STATES and record.get("accepted") == op_target(op_id)
+        ):
+            return row["call_sid"]
+    return None
 
 
 def screen_pop(sid: str) -> dict[str, Any]:
@@ -68,7 +87,7 @@ def screen_pop(sid: str) -> dict[str, Any]:
     call = next(db.query("SELECT * FROM calls WHERE call_sid = ?", [sid]), None) or {}
     pop: dict[str, Any] = {
         "sid": sid,
-        "line": labels.LINES.get(call.get("line") or "", call.get("line") or ""),
+        "line": labels.line_name(call),
         "number": call.get("from_number") or "未显示号码",
         "since": labels.local_time(call.get("queued_at") or call.get("started_at")),
         "resident": None,
@@ -88,7 +107,7 @@ def screen_pop(sid: str) -> dict[str, Any]:
         "community": resident["community"] or "",
         "lives_alone": bool(resident["lives_alone"]),
         "medical_notes": resident["medical_notes"] or "",
-        "dialect": DIALECT_NAMES.get(resident["dialect"] or "", resident["dialect"] or "普通话"),
+        "dialect": labels.DIALECTS(resident["dialect"]) or "普通话",
     }
     pop["contacts"] = [
         {"name": c["name"], "relation": c["relation"] or "", "phone": c["phone"]}
@@ -98,12 +117,11 @@ def screen_pop(sid: str) -> dict[str, Any]:
     pop["recent_calls"] = [
         {
             "at": labels.local_time(row["started_at"]),
-            "line": labels.LINES.get(row["line"], row["line"]),
-            "outcome": labels.OUTCOMES.get(row["outcome"] or "", "")
-            or labels.STATUSES.get(row["status"] or "", ""),
+            "line": labels.line_name(row),
+            "outcome": labels.OUTCOMES(row["outcome"]) or labels.STATUSES(row["status"]),
         }
         for row in db.query(
-            "SELECT started_at, line, outcome, status FROM calls "
+            "SELECT started_at, line, became_sos, outcome, status FROM calls "
             "WHERE resident_id = ? AND call_sid != ? ORDER BY started_at DESC LIMIT ?",
             [resident["id"], sid, RECENT_CALLS],
         )
@@ -111,7 +129,7 @@ def screen_pop(sid: str) -> dict[str, Any]:
     pop["open_requests"] = [
         {
             "id": row["id"],
-            "type": SERVICE_NAMES.get(row["type"], row["type"]),
+            "type": labels.SERVICE_TYPES(row["type"]),
             "at": labels.local_time(row["created_at"]),
             "callback": bool(row["callback_requested"]),
         }
@@ -133,13 +151,14 @@ def _date(value: str | None) -> date | None:
 
 def snapshot(record: dict[str, Any]) -> dict[str, Any]:
     """The console's live content: the operator's state and the caller on offer, if any."""
-    live = queueing.context().board.operator(record["id"])
+    board = queueing.context().board
+    live = board.operator(record["id"])
     state = live.get("state") or OperatorState.OFFLINE.value
-    sid = current_call(record["id"], live)
+    sid = current_call(record["id"], live, board, current_app.config["CLOCK"]())
     return {
         "operator": {"id": record["id"], "name": record["name"]},
         "state": state,
-        "state_name": STATE_NAMES.get(state, state),
+        "state_name": STATE_NAMES(state),
         "call": screen_pop(sid) if sid else None,
     }
 

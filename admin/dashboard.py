@@ -35,12 +35,13 @@ def day_range(start: date, end: date) -> tuple[str, str]:
 @require("supervisor")
 def index() -> ResponseReturnValue:
     """The figures for a range of days (today in Shanghai by default)."""
-    today = current_app.config["CLOCK"]().astimezone(LOCAL).date()
+    now = current_app.config["CLOCK"]()
+    today = now.astimezone(LOCAL).date()
     first = _day(request.args.get("from"), today)
     last = max(first, _day(request.args.get("to"), first))
     start, end = day_range(first, last)
     db = get_db()
-    quick, sos_waited = metrics.sos_answered_within(db, start, end)
+    quick, sos_waited = metrics.sos_answered_within(db, start, end, now=now)
     gone, waited = metrics.abandoned(db, start, end)
     sos_level = metrics.percent(quick, sos_waited)
     hours = metrics.calls_per_hour(db, start, end, LOCAL)
@@ -51,6 +52,7 @@ def index() -> ResponseReturnValue:
         last=last,
         period=period,
         per_line=metrics.calls_per_line(db, start, end),
+        hotline_sos=metrics.hotline_to_sos(db, start, end),
         quick=quick,
         sos_waited=sos_waited,
         sos_level=sos_level,

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
+from admin import labels
 from admin.auth import audit, require
 from data import accounts_queries, operators
 from ivr import importer, phones, queueing
@@ -18,8 +19,8 @@ from ivr.db import get_db
 from queue_workers.switchboard import OperatorState
 
 bp = Blueprint("operators_admin", __name__)
-# The routing skills; dialects are free text next to them.
-ROUTING_SKILLS = {"sos": "紧急", "service": "服务", "supervisor": "主管"}
+# The routing skills; the known dialects are ticked, others typed as free text next to them.
+ROUTING_SKILLS = labels.SKILLS.only("sos", "service", "supervisor")
 OPERATOR_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # The switchboard stores skills comma-separated, so a dialect is one plain word.
 DIALECT = re.compile(r"[a-z0-9_-]{1,32}")
@@ -48,6 +49,7 @@ def read_operator_form(form: MultiDict) -> tuple[dict[str, Any], dict[str, str]]
         phone = raw_phone
         errors["phone"] = f"电话号码“{raw_phone}”无效，请检查。" if raw_phone else "请填写电话。"
     skills = [s for s in form.getlist("skills") if s in ROUTING_SKILLS]
+    skills += [d for d in form.getlist("dialect") if d in labels.DIALECTS and d not in skills]
     dialects = importer.parse_skills((form.get("dialects") or "")[:200])
     if any(not DIALECT.fullmatch(d) for d in dialects):
         errors["dialects"] = "方言请用拼音或英文小写字母填写，多个用;分隔（如 fuzhou;minnan）。"
@@ -68,8 +70,8 @@ def register(record: dict[str, Any]) -> None:
 
 
 def _form_of(record: dict[str, Any]) -> dict[str, Any]:
-    dialects = [s for s in record["skills"] if s not in ROUTING_SKILLS]
-    return {**record, "dialects": ";".join(dialects)}
+    others = [s for s in record["skills"] if s not in ROUTING_SKILLS and s not in labels.DIALECTS]
+    return {**record, "dialects": ";".join(others)}
 
 
 def _index_page(
@@ -81,6 +83,7 @@ def _index_page(
         skills=ROUTING_SKILLS,
         form=form or {"skills": []},
         errors=errors or {},
+        labels=labels,
     )
     return page, status
 
@@ -127,6 +130,7 @@ def edit(op_id: str) -> ResponseReturnValue:
             form=_form_of(current),
             errors={},
             skills=ROUTING_SKILLS,
+            labels=labels,
         )
     values, errors = read_operator_form(request.form)
     record = {"id": op_id, **values}
@@ -138,6 +142,7 @@ def edit(op_id: str) -> ResponseReturnValue:
             form=_form_of(record),
             errors=errors,
             skills=ROUTING_SKILLS,
+            labels=labels,
         )
         return page, 400
     changes = {k: [current[k], v] for k, v in values.items() if current[k] != v}

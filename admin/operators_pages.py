@@ -20,7 +20,6 @@ from queue_workers.switchboard import MANUAL_STATES, OperatorState
 
 bp = Blueprint("staff", __name__)
 STATES = labels.OPERATOR_STATES
-SKILLS = {"sos": "紧急", "service": "服务", "fuzhou": "福州话", "mandarin": "普通话"}
 
 
 def today_bounds(now: datetime) -> tuple[str, str]:
@@ -61,9 +60,9 @@ def roster() -> list[dict[str, Any]]:
             {
                 **op,
                 "state": state,
-                "state_name": STATES.get(state, state),
+                "state_name": STATES(state),
                 "since": since_text(live.get("since")),
-                "skill_names": [SKILLS.get(s, s) for s in op["skills"]],
+                "skill_names": [labels.SKILLS(s) for s in op["skills"]],
                 "answered": done.get("answered", 0),
                 "talk": done.get("talk", 0),
             }
@@ -105,5 +104,5 @@ def set_state(op_id: str) -> ResponseReturnValue:
         flash(f"{record['name']}已停用，不能设为空闲。", "error")
         return redirect(url_for("staff.index")), 303
     audit("operator_state", operator=op_id, old=old, new=state.value)
-    flash(f"{record['name']}：{STATES.get(old, old)} → {STATES[state]}", "ok")
+    flash(f"{record['name']}：{STATES(old)} → {STATES[state]}", "ok")
     return redirect(url_for("staff.index")), 303

@@ -10,15 +10,13 @@ from flask_login import current_user
 
 from admin import labels
 from admin.auth import audit, now_iso, require, safe_target
-from callflows.prompts import SERVICE_NAMES
 from data import admin_queries, service_requests
 from ivr.db import get_db
 
 bp = Blueprint("requests", __name__)
 PER_PAGE = 50
-STATUSES = dict(zip(admin_queries.REQUEST_STATUSES, ("新登记", "已派单", "已完成"), strict=True))
-# The names callers hear on the hotline menu, so the pages and the phone agree.
-TYPES = SERVICE_NAMES
+STATUSES = labels.REQUEST_STATUSES.only(*admin_queries.REQUEST_STATUSES)
+TYPES = labels.SERVICE_TYPES
 MAX_NOTE = 200
 
 

@@ -135,6 +135,7 @@ def _edit_page(
         contact_errors=contact_errors or {},
         genders=GENDERS,
         categories=SUBSIDY_CATEGORIES,
+        dialects=labels.DIALECTS,
     )
     return page, status
 

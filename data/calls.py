@@ -159,6 +159,15 @@ def mark_queued(db: sqlite_utils.Database, call_sid: str, at: str) -> None:
     db.conn.commit()
 
 
+def mark_sos(db: sqlite_utils.Database, call_sid: str) -> None:
+    """A call on another line turned into an SOS call: count it with the SOS calls from now on.
+
+    Called where ``routed_to_sos`` is recorded; a repeat changes nothing.
+    """
+    db.execute("UPDATE calls SET became_sos = 1 WHERE call_sid = ? AND line != 'sos'", [call_sid])
+    db.conn.commit()
+
+
 def mark_answered(db: sqlite_utils.Database, call_sid: str, operator_id: str, at: str) -> None:
     """A person answered the call: who and when (the first answer counts)."""
     db.execute(

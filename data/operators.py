@@ -27,3 +27,8 @@ def all_operators(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every operator with ``skills`` decoded to a list."""
     rows = db.query("SELECT * FROM operators ORDER BY id")
     return [{**row, "skills": json.loads(row["skills"])} for row in rows]
+
+
+def names(db: sqlite_utils.Database) -> dict[str, str]:
+    """Every operator's name by id (deactivated ones too: old calls still name them)."""
+    return {row["id"]: row["name"] for row in db.query("SELECT id, name FROM operators")}

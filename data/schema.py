@@ -196,3 +196,24 @@ def accounts(db: sqlite_utils.Database) -> None:
 def alert_acknowledgement(db: sqlite_utils.Database) -> None:
     """Who acknowledged a supervisor alert (``resolved_at`` is when)."""
     run_script(db, "ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT;")
+
+
+@migration("0007_calls_became_sos")
+def calls_became_sos(db: sqlite_utils.Database) -> None:
+    """Hotline calls that turned into SOS calls (``routed_to_sos``), counted as SOS calls.
+
+    The call log counts and filters by the line a call is counted under (data/call_log.py
+    ``LINE``), indexed as that very expression; ``line`` and ``became_sos`` are in the index
+    too, so that counting a day's calls per line reads the index alone, as it did by ``line``.
+    """
+    run_script(
+        db,
+        """
+        ALTER TABLE calls ADD COLUMN became_sos INTEGER NOT NULL DEFAULT 0;
+        UPDATE calls SET became_sos = 1 WHERE line != 'sos' AND call_sid IN
+            (SELECT call_sid FROM call_events WHERE kind = 'routed_to_sos');
+        CREATE INDEX calls_became_sos_started ON calls (started_at) WHERE became_sos = 1;
+        CREATE INDEX calls_counted_line_started ON calls
+            ((CASE WHEN became_sos THEN 'sos' ELSE line END), started_at, line, became_sos);
+        """,
+    )

@@ -114,6 +114,7 @@ def sos_from_menu() -> Response:
     """A caller who asked for help in a menu (key 1, or words like 救命): the SOS flow."""
     call = current_call()
     call.event("routed_to_sos")
+    call.safely(lambda: calls.mark_sos(call.db, call.sid))
     reason = arg_text("reason") or Reason.HOTLINE_KEY.value
     return twiml(send_to_sos(call, call.known_resident(), reason=reason))
 

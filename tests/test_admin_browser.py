@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.browser import screenshot
 from tests.conftest import PASSWORD
+from tests.test_labels import SAMPLES, every_event_call, latin_codes
 
 
 def sign_in(page, name: str = "li") -> None:
@@ -47,3 +48,21 @@ def test_no_console_errors_and_no_blocked_resources(browser_page, staff, some_ca
     sign_in(page)
     page.get_by_role("link", name="详情").first.click()
     assert problems == [], "the CSP blocks nothing the pages use"
+
+
+def test_a_timeline_of_every_event_kind_shows_no_latin_code(browser_page, staff, chen, db):
+    """Issue 11: the timeline as a supervisor sees it, every kind of event, all in Chinese."""
+    call = every_event_call(db, chen["id"])
+    page = browser_page
+    sign_in(page)
+    page.goto(f"/calls/{call}")
+    events = page.locator("#timeline li")
+    assert events.count() == sum(len(details) for details in SAMPLES.values())
+    screenshot(page, "call-timeline-every-event")
+    text = page.locator("body").inner_text()
+    assert latin_codes(text) == [], "no code, in the page as rendered"
+    assert "热线转紧急" in page.locator("h1").inner_text()
+    assert "呼叫接线员 陈晓燕，第1轮" in text and "按键超时转人工" in text
+    # the provider's error text is kept out of sight, in a tooltip
+    tooltip = page.locator("#timeline .technical").first
+    assert tooltip.is_visible() and "HTTP" in (tooltip.get_attribute("title") or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from admin.dashboard import day_range
-from data import metrics, service_requests
+from data import calls, metrics, service_requests
 from data.db import isoformat
 from ivr.quota import LOCAL
 from queue_workers.switchboard import Switchboard
@@ -70,6 +70,31 @@ def test_the_975_percent_goal_boundary(db, client, staff):
     add_call(db, wait=None, outcome="abandoned")  # 39 of 41: 95.1 %
     page = client.get("/dashboard?from=2026-11-16").get_data(as_text=True)
     assert "95.1" in page and "未达标" in page and 'class="figure missed"' in page
+
+
+def test_a_hotline_call_that_became_sos_is_in_the_sos_figures(db):
+    turned = add_call(db, "hotline", wait=10)
+    add_call(db, "hotline", wait=20)
+    db.execute("UPDATE calls SET became_sos = 1 WHERE call_sid = ?", [turned])
+    db.conn.commit()
+    assert metrics.calls_per_line(db, START, END) == {"sos": 1, "hotline": 1, "shortcut": 0}
+    assert metrics.hotline_to_sos(db, START, END) == 1
+    assert metrics.sos_answered_within(db, START, END) == (1, 1)
+    assert sum(metrics.calls_per_hour(db, START, END, LOCAL)["sos"]) == 1
+
+
+def test_sos_calls_still_waiting_are_not_counted_until_they_have_missed(db):
+    waiting = add_call(db)  # queued at DAY + 5 s, nobody answered, not ended
+    add_call(db, wait=12)
+    soon, late = DAY + timedelta(seconds=30), DAY + timedelta(seconds=66)
+    assert metrics.sos_answered_within(db, START, END, now=soon) == (1, 1)
+    assert metrics.sos_answered_within(db, START, END, now=late) == (1, 2), "61 s: a miss"
+    db.execute(
+        "UPDATE calls SET ended_at = ? WHERE call_sid = ?",
+        [isoformat(DAY + timedelta(seconds=20)), waiting],
+    )
+    db.conn.commit()
+    assert metrics.sos_answered_within(db, START, END, now=soon) == (1, 2), "hung up: a miss"
 
 
 def test_speed_of_answer_and_abandonment(db):
@@ -215,6 +240,41 @@ def test_console_pops_a_call_in_progress_linked_to_the_operator(client, staff, c
     assert [c["at"] for c in pop["recent_calls"]] == ["2026-11-15 09:00:00"]
     page = client.get("/console").get_data(as_text=True)
     assert "陈国强" in page and "高血压" in page and "陈明" in page
+
+
+def test_the_console_pop_ends_with_the_call_without_its_status_callback(
+    client, staff, chen, phone, redis_conn, clock, db
+):
+    """The switchboard says when the call is over; a lost status callback changes nothing."""
+    login(client, "xiao")
+    set_state(client, "available")
+    call = phone("+8613800138000", SOS)
+    call.start()
+    board = Switchboard(redis_conn, lambda: clock().timestamp())
+    offer = board.claim(30_000)
+    assert client.get("/console.json").get_json()["call"]["sid"] == call.sid, "offered"
+    assert board.leg_answered(call.sid, offer.token, "op:op01", "CAleg01", 30_000)
+    assert board.accept(call.sid, offer.token, "op:op01") is not None
+    calls.mark_answered(db, call.sid, "op01", isoformat(clock()))
+    assert client.get("/console.json").get_json()["call"]["sid"] == call.sid, "accepted"
+    assert board.bridged(call.sid, offer.token)
+    assert client.get("/console.json").get_json()["call"]["sid"] == call.sid, "connected"
+    assert board.end(call.sid, 30_000) == "op:op01"  # the conference ended
+    assert calls.get(db, call.sid)["ended_at"] is None, "its status callback never came"
+    assert client.get("/console.json").get_json()["call"] is None
+
+
+def test_the_console_falls_back_to_sqlite_only_for_a_recent_call_redis_lost(
+    client, staff, chen, db, redis_conn
+):
+    lost = add_call(db, at=DAY - timedelta(hours=1), wait=5, operator="op01")
+    add_call(db, at=DAY - timedelta(hours=5), wait=5, operator="op01")  # too long ago
+    db.execute("UPDATE calls SET ended_at = NULL, status = 'in-progress'")
+    db.conn.commit()
+    login(client, "xiao")
+    assert client.get("/console.json").get_json()["call"]["sid"] == lost
+    redis_conn.hset(f"cc:call:{lost}", mapping={"sid": lost, "state": "done"})
+    assert client.get("/console.json").get_json()["call"] is None, "ended in Redis"
 
 
 # -- in a real browser ----------------------------------------------------------------------

@@ -196,7 +196,7 @@ def test_the_card_shows_everything_about_a_resident(client, staff, some_calls, r
     card = text(client.get(f"/residents/{chen['id']}"))
     for value in ("陈国强", "男", "1941-03-02（85岁）", "+8613800138000", "鼓楼区温泉街道"):
         assert value in card, value
-    assert "福州市鼓楼区温泉路12号3栋201" in card and "高血压" in card and "fuzhou" in card
+    assert "福州市鼓楼区温泉路12号3栋201" in card and "高血压" in card and "<dd>福州话</dd>" in card
     # contacts by key, the son marked as emergency contact
     assert '儿子 陈明 <span class="badge emergency">紧急联系人</span>' in card
     assert "+85291234567" in card
@@ -204,7 +204,7 @@ def test_the_card_shows_everything_about_a_resident(client, staff, some_calls, r
     assert f'href="/calls/{some_calls["sos"].sid}"' in card
     assert f'href="/calls/{some_calls["shortcut"].sid}"' in card
     assert some_calls["hotline"].sid not in card
-    assert "生活照料服务" in card and "新登记" in card
+    assert "<td>生活照料</td>" in card and "新登记" in card
     assert client.get("/residents/99999").status_code == 404
 
 
@@ -361,7 +361,7 @@ def test_service_requests_list_filter_and_status_changes(client, staff, some_cal
     assert "共 <strong>2</strong> 条" in page
     assert "陈国强" in page and "+8618600000001" in page and "未登记" in page
     assert f'href="/calls/{hotline.sid}"' in page and "2026-11-16 10:00:00" in page
-    assert "生活照料服务" in page and "新登记" in page
+    assert "<td>生活照料</td>" in page and "新登记" in page
     assert "共 <strong>0</strong> 条" in text(client.get("/requests?type=housekeeping"))
     assert "共 <strong>2</strong> 条" in text(client.get("/requests?status=new&type=life_care"))
     changed = client.post(
