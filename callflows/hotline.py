@@ -227,10 +227,14 @@ def service_registered(
         response.redirect(links("/ivr/operator", reason=reason), method="POST")
         return response
     say(response, prompts.SERVICE_CALL_TODAY, style)
-    gather = menu_gather(response, style, links("/ivr/hotline/next", request=request_id))
-    say(gather, prompts.SERVICE_NEXT_STEP, style)
-    # Silence means the caller is content to be called back.
-    return goodbye(prompts.CALLBACK_PROMISED, style, response)
+    action = links("/ivr/hotline/next", request=request_id)
+    for slow in (False, True):
+        gather = menu_gather(response, style, action, slow=slow)
+        say(gather, prompts.SERVICE_NEXT_STEP, style, slow=slow)
+    # Still on the line and silent after asking twice: a person, never a hang-up (the
+    # request stays registered either way).
+    response.redirect(links("/ivr/operator", reason=Reason.NO_INPUT.value), method="POST")
+    return response
 
 
 def callback_promised(style: Style) -> VoiceResponse:

@@ -92,9 +92,9 @@ def test_service_choice_records_a_request(phone, chen, db, params, kind, service
     assert len(rows) == 1
     assert rows[0]["type"] == kind and rows[0]["resident_id"] == chen["id"]
     assert rows[0]["call_sid"] == call.sid and rows[0]["status"] == "new"
-    # then: wait for a person (1) or be called back (2 / silence)
+    # then: wait for a person (1) or be called back (2); silence, asked twice: a person
     assert "现在就找工作人员，请按1" in reply.said
-    assert reply.has("Hangup"), "silence after the question ends with a promise, not a menu"
+    assert not reply.has("Hangup") and "/ivr/operator" in reply.url("Redirect")
 
 
 def test_after_a_request_the_caller_may_wait_for_an_operator(phone, chen, db):
@@ -214,3 +214,15 @@ def test_unrecognised_speech_is_said_so(phone):
 
 def test_sos_line_number_is_not_the_hotline(phone):
     assert phone("+8618612345678", SOS).start().has("Enqueue")
+
+
+def test_silence_after_a_service_request_reaches_a_person(phone, chen, db):
+    call = phone("+8613800138000", HOTLINE)
+    registered = call.post(call.start().url("Gather"), Digits="2")
+    gathers = registered.root.findall("Gather")
+    assert len(gathers) == 2, "asked twice, the second time slower"
+    assert "找工作人员，请按1" in registered.said
+    assert not registered.has("Hangup"), "a silent caller is never hung up on"
+    person = call.post(registered.url("Redirect"))
+    assert person.find("Enqueue").text == "service"
+    assert db["service_requests"].count == 1, "the request stays registered"
