@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlite_utils
-from flask import current_app, request
+from flask import Response, copy_current_request_context, current_app, request
 
 from callflows.voice import Links, Style, absolute_links
 from data import calls, residents
@@ -104,6 +104,10 @@ class Call:
     now: datetime
     _resident: dict[str, Any] | None = dataclass_field(default=None, init=False, repr=False)
     _looked_up: bool = dataclass_field(default=False, init=False, repr=False)
+    # Bookkeeping held back until the answer has gone out (see ``answer_first``).
+    _deferred: list[Callable[[], object]] | None = dataclass_field(
+        default=None, init=False, repr=False
+    )
 
     @property
     def style(self) -> Style:
@@ -184,11 +188,39 @@ class Call:
         )
 
     def safely(self, action: Callable[[], object]) -> None:
-        """Run a bookkeeping step; a failure is logged, never raised into the call."""
+        """Run a bookkeeping step; a failure is logged, never raised into the call.
+
+        After ``answer_first`` the step waits until the answer has been sent.
+        """
+        if self._deferred is not None:
+            self._deferred.append(action)
+            return
         try:
             action()
         except Exception:
             log.exception("bookkeeping failed for call %s", self.sid)
+
+    def answer_first(self) -> None:
+        """Write this request's bookkeeping only after its answer has been sent.
+
+        Another process holding SQLite's write lock makes each write wait up to the busy
+        timeout: an SOS caller must not wait for the call log (``send_after``).
+        """
+        self._deferred = []
+
+    def send_after(self, response: Response) -> Response:
+        """Run the held-back bookkeeping once ``response`` has been sent (or closed)."""
+        steps, self._deferred = self._deferred or [], None
+        if not steps:
+            return response
+
+        @copy_current_request_context  # the steps may read the webhook's fields
+        def write() -> None:
+            for step in steps:
+                self.safely(step)
+
+        response.call_on_close(write)
+        return response
 
 
 def current_call() -> Call:

@@ -28,10 +28,12 @@ def voice() -> Response:
     """The Voice URL of every number: route the call by the number it dialled."""
     call = current_call()
     if call.line is Line.SOS:
-        # Nothing in the database can hold up an SOS call: every step there is best effort.
+        # Nothing in the database can hold up an SOS call: the lookup is a read (WAL readers
+        # never wait for writers) and every write happens after the answer has gone out.
+        call.answer_first()
         resident = call.known_resident()
         call.open(resident)
-        return twiml(send_to_sos(call, resident, reason=Reason.SOS_KEY.value))
+        return call.send_after(twiml(send_to_sos(call, resident, reason=Reason.SOS_KEY.value)))
     resident = call.resident()
     call.open(resident)
     style = call.caller_style

@@ -76,7 +76,9 @@ class FlaskTransport:
             raise TransportError(f"{url} is not served by this app ({self.base_url})")
         path = url[len(self.base_url) :] or "/"
         # base_url makes request.url the public URL, so the app's signature check matches.
+        # buffered: the response is closed at once, as a server closes it after sending,
+        # so the app's after-the-answer bookkeeping runs before the next webhook.
         response = self.client.open(
-            path, base_url=self.base_url, method=method, data=form, headers=headers
+            path, base_url=self.base_url, method=method, data=form, headers=headers, buffered=True
         )
         return response.status_code, response.get_data(as_text=True)

@@ -242,7 +242,11 @@ class PhoneCall:
 def post_signed(client: FlaskClient, app: Flask, url: str, params: dict[str, str]) -> Reply:
     """POST form ``params`` to ``url`` with a valid signature; check any TwiML answered."""
     path = url.removeprefix(BASE_URL)
-    response = client.post(path, data=params, headers={"X-Twilio-Signature": sign(url, params)})
+    # buffered: closed at once, as a server closes a response after sending it (bookkeeping
+    # held back until the answer went out runs then).
+    response = client.post(
+        path, data=params, headers={"X-Twilio-Signature": sign(url, params)}, buffered=True
+    )
     body = response.get_data(as_text=True)
     root = None
     if response.status_code == 200 and response.mimetype == "text/xml":

@@ -117,3 +117,39 @@ def test_no_duty_numbers_configured_keeps_the_caller_waiting(app, phone):
     enqueue = call.start().find("Enqueue")
     reply = call.post(enqueue.attrib["action"], QueueResult="leave")
     assert reply.find("Enqueue").text == "sos"
+
+
+def test_a_database_locked_by_another_writer_does_not_hold_up_the_sos_answer(app, settings, db):
+    import sqlite3
+    import threading
+
+    from tests.conftest import sign
+
+    params = {"CallSid": "CA" + "7" * 32, "From": "+8618612345678", "To": SOS}
+    url = "https://ivr.example.org/twilio/voice"
+    locker = sqlite3.connect(settings.database_path)
+    locker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    answered: list = []
+
+    def call() -> None:
+        answered.append(
+            app.test_client().post(
+                "/twilio/voice", data=params, headers={"X-Twilio-Signature": sign(url, params)}
+            )
+        )
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    # the answer comes while the lock is still held (a blocked webhook would wait for it)
+    caller.join(timeout=60)
+    assert answered, "the SOS answer waited for the database"
+    response = answered[0]
+    assert response.status_code == 200 and b"<Enqueue" in response.data
+    locker.rollback()
+    locker.close()
+    response.close()  # sent: the call log is written now
+    assert calls.get(db, params["CallSid"])["line"] == "sos"
+    assert [e["kind"] for e in calls.events(db, params["CallSid"])][:2] == [
+        "call_started",
+        "enqueued",
+    ]
