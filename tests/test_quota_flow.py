@@ -22,7 +22,7 @@ def test_low_balance_is_announced_with_the_limit_of_this_call(phone, chen, db):
     db["residents"].update(chen["id"], {"free_minutes": 25})
     _, reply = dial(phone)
     assert "本月免费通话还剩25分钟" in reply.said
-    assert "这次通话最多25分钟，到时间会自动挂断" in reply.said
+    assert "这次最多能打25分钟。 到时间会自动挂断" in reply.said
     assert reply.find("Dial").attrib["timeLimit"] == "1500"
 
 
