@@ -137,7 +137,10 @@ def start(
     def post(url: str, params: dict[str, str]) -> tuple[int, str]:
         signature = validator.compute_signature(url, params)
         response = client.post(
-            url.removeprefix(BASE), data=params, headers={"X-Twilio-Signature": signature}
+            url.removeprefix(BASE),
+            data=params,
+            headers={"X-Twilio-Signature": signature},
+            buffered=True,
         )
         return response.status_code, response.get_data(as_text=True)
 

@@ -106,7 +106,9 @@ def main() -> None:
             def once() -> None:
                 params = {"CallSid": "CA" + uuid.uuid4().hex, "From": CALLER, "To": to, **extra}
                 signature = validator.compute_signature(BASE + path, params)
-                response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+                response = client.post(
+                    path, data=params, headers={"X-Twilio-Signature": signature}, buffered=True
+                )
                 assert response.status_code == 200, response.status_code
 
             return once

@@ -48,6 +48,9 @@ def open_call(
         VALUES (?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (call_sid) DO UPDATE SET
             line = excluded.line,
+            from_number = coalesce(calls.from_number, excluded.from_number),
+            to_number = coalesce(calls.to_number, excluded.to_number),
+            direction = coalesce(calls.direction, excluded.direction),
             resident_id = coalesce(calls.resident_id, excluded.resident_id),
             started_at = min(calls.started_at, excluded.started_at)
         WHERE calls.line = 'unknown'
@@ -169,11 +172,21 @@ def mark_sos(db: sqlite_utils.Database, call_sid: str) -> None:
 
 
 def mark_answered(db: sqlite_utils.Database, call_sid: str, operator_id: str, at: str) -> None:
-    """A person answered the call: who and when (the first answer counts)."""
+    """A person answered the call: who and when (the first answer counts).
+
+    The call's own row may not be written yet (an SOS webhook writes it after its answer has
+    gone out): then a placeholder row (line ``unknown``) that ``open_call`` completes.
+    """
     db.execute(
-        "UPDATE calls SET answered_at = coalesce(answered_at, ?),"
-        " operator_id = coalesce(operator_id, ?), outcome = 'answered' WHERE call_sid = ?",
-        [at, operator_id, call_sid],
+        """
+        INSERT INTO calls (call_sid, line, started_at, answered_at, operator_id, outcome)
+        VALUES (?, 'unknown', ?, ?, ?, 'answered')
+        ON CONFLICT (call_sid) DO UPDATE SET
+            answered_at = coalesce(calls.answered_at, excluded.answered_at),
+            operator_id = coalesce(calls.operator_id, excluded.operator_id),
+            outcome = 'answered'
+        """,
+        [call_sid, at, at, operator_id],
     )
     db.conn.commit()
 

@@ -86,12 +86,13 @@ def wait_for_person(
     )
     if added:
         if priority is Priority.SOS:
-            waited = ctx.board.now() - since_ms
+            now = ctx.board.now()
+            waited = now - since_ms
             for kind, after in (
                 ("escalate", ctx.settings.sos_escalate_seconds),
                 ("duty", ctx.settings.sos_fallback_seconds),
             ):
-                ctx.board.schedule(f"{kind}|{sid}", max(0, after * 1000 - waited))
+                ctx.board.schedule(f"{kind}|{sid}", max(0, after * 1000 - waited), now=now)
         ctx.enqueue(priority, offers.dispatch)
     return position
 

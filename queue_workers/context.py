@@ -45,6 +45,7 @@ class Context:
     db_source: Callable[[], sqlite_utils.Database] | None = None
     _db: sqlite_utils.Database | None = None
     _rest: Client | None = None
+    _board: Switchboard | None = None
     # Connections must not cross a fork (RQ forks a work horse per job): reopen in a new pid.
     _pid: int = field(default_factory=os.getpid)
 
@@ -54,10 +55,14 @@ class Context:
 
     @property
     def board(self) -> Switchboard:
-        """The switchboard on this context's Redis (and its clock, or Redis's own)."""
-        if self.redis_time:
-            return Switchboard(self.redis)
-        return Switchboard(self.redis, lambda: self.clock().timestamp())
+        """The switchboard on this context's Redis (and its clock, or Redis's own).
+
+        Built once: it registers its Lua scripts (hashing each) when it is made.
+        """
+        if self._board is None:
+            clock = None if self.redis_time else (lambda: self.clock().timestamp())
+            self._board = Switchboard(self.redis, clock)
+        return self._board
 
     @property
     def db(self) -> sqlite_utils.Database:

@@ -836,9 +836,12 @@ class Switchboard:
 
     # -- timers ---------------------------------------------------------------------------
 
-    def schedule(self, member: str, delay_ms: int) -> None:
-        """Arm a timer ``kind|arg`` to fire after ``delay_ms`` (re-arming moves it)."""
-        self.redis.zadd(TIMERS, {member: self.now() + delay_ms})
+    def schedule(self, member: str, delay_ms: int, *, now: int | None = None) -> None:
+        """Arm a timer ``kind|arg`` to fire after ``delay_ms`` (re-arming moves it).
+
+        ``now``: the switchboard's time when the caller already has it (one round trip less).
+        """
+        self.redis.zadd(TIMERS, {member: (self.now() if now is None else now) + delay_ms})
 
     def due_timers(self, limit: int = 100) -> list[str]:
         """Pop the timers that are due."""

@@ -97,7 +97,9 @@ def live(settings, standin, redis_conn, redis_server, tmp_path, overrides):
 def post_with(client):
     def post(url: str, params: dict[str, str]) -> tuple[int, str]:
         path = url.removeprefix(BASE_URL)
-        response = client.post(path, data=params, headers={"X-Twilio-Signature": sign(url, params)})
+        response = client.post(
+            path, data=params, headers={"X-Twilio-Signature": sign(url, params)}, buffered=True
+        )
         return response.status_code, response.get_data(as_text=True)
 
     return post

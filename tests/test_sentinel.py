@@ -83,6 +83,7 @@ def test_sos_calls_waiting_through_a_failover_all_reach_a_person(
             url.removeprefix(BASE_URL),
             data=params,
             headers={"X-Twilio-Signature": sign(url, params)},
+            buffered=True,
         )
         return response.status_code, response.get_data(as_text=True)
 

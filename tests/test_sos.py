@@ -153,3 +153,21 @@ def test_a_database_locked_by_another_writer_does_not_hold_up_the_sos_answer(app
         "call_started",
         "enqueued",
     ]
+
+
+def test_an_answer_recorded_before_the_calls_own_row_is_kept(db):
+    # a person pressed 1 before the SOS webhook's deferred bookkeeping wrote the row
+    calls.mark_answered(db, "CA" + "8" * 32, "op01", "2026-11-16T02:00:05.000Z")
+    calls.open_call(
+        db,
+        call_sid="CA" + "8" * 32,
+        line="sos",
+        from_number="+8618612345678",
+        to_number=SOS,
+        direction="inbound",
+        at="2026-11-16T02:00:00.000Z",
+    )
+    row = calls.get(db, "CA" + "8" * 32)
+    assert (row["line"], row["from_number"], row["to_number"]) == ("sos", "+8618612345678", SOS)
+    assert (row["operator_id"], row["outcome"]) == ("op01", "answered")
+    assert row["started_at"] == "2026-11-16T02:00:00.000Z"
