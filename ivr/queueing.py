@@ -93,7 +93,7 @@ def wait_for_person(
                 ("duty", ctx.settings.sos_fallback_seconds),
             ):
                 ctx.board.schedule(f"{kind}|{sid}", max(0, after * 1000 - waited), now=now)
-        ctx.enqueue(priority, offers.dispatch)
+        offers.wake_dispatch(ctx, priority)
     return position
 
 

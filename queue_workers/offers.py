@@ -28,6 +28,9 @@ REST_BACKOFF = (0.0, 0.25, 0.75, 2.0)
 DISPATCH_BATCH = 20
 # Legs placed at once for a ring-all round (the provider queues what exceeds its call rate).
 PARALLEL_LEGS = 16
+# Set while a dispatch job is queued and not yet started; expires in case it is lost.
+DISPATCH_PENDING = "cc:dispatch-pending"
+PENDING_MS = 2000
 # A new ring-all round starts this long after the last one ended.
 ROUND_PAUSE_MS = 1000
 # An abandoned SOS call's timer fires this late if the job queued at once was lost.
@@ -40,6 +43,8 @@ _local = threading.local()
 def dispatch(limit: int = DISPATCH_BATCH) -> int:
     """Offer waiting calls to available operators until one side runs out; return offers made."""
     ctx = context.current()
+    # From here on, a call that arrives needs a dispatch of its own (see ``wake_dispatch``).
+    ctx.redis.delete(DISPATCH_PENDING)
     made = 0
     while made < limit:
         offer = ctx.board.claim(ring_ms(ctx))
@@ -51,6 +56,16 @@ def dispatch(limit: int = DISPATCH_BATCH) -> int:
     # More may be possible: let another job (maybe on another worker) continue.
     ctx.enqueue(Priority.SOS, dispatch)
     return made
+
+
+def wake_dispatch(ctx: Context, priority: Priority) -> None:
+    """Queue a dispatch unless one is queued and has not started yet (it will see this call).
+
+    A burst of calls then costs one RQ job, not one each; were that job lost with its worker,
+    the timekeeper's nudge dispatches within a second.
+    """
+    if ctx.redis.set(DISPATCH_PENDING, 1, nx=True, px=PENDING_MS):
+        ctx.enqueue(priority, dispatch)
 
 
 def next_round(sid: str) -> None:
