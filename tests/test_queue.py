@@ -661,3 +661,20 @@ def test_a_voicemail_answering_the_callback_is_no_answer(centre):
     centre.later(61)
     assert len(centre.callbacks()) == 2, "the next attempt"
     assert "callback_machine" in kinds(centre, call)
+
+
+def test_a_burst_of_calls_queues_one_dispatch_job_that_serves_them_all(centre):
+    from rq import Queue
+
+    for i in range(3):
+        centre.operator(f"op{i}", f"+861380013820{i}")
+    burst = [centre.call(f"+861860000010{i}") for i in range(5)]
+    for call in burst:
+        call.start()
+    assert Queue("sos", connection=centre.redis).count == 1, "one job for the burst"
+    centre.work()
+    assert sorted(len(centre.legs(c)) for c in burst) == [0, 0, 1, 1, 1], "3 operators rung"
+    # a call arriving once that job has started gets a dispatch of its own
+    late = centre.call("+8618600000199")
+    late.start()
+    assert Queue("sos", connection=centre.redis).count == 1
