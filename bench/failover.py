@@ -24,6 +24,7 @@ from pathlib import Path
 from twilio.request_validator import RequestValidator
 
 from app import create_app
+from bench.queue import BASE, SOS, TOKEN
 from data import db as store
 from data import operators as operator_store
 from ivr.db import close_all
@@ -34,9 +35,6 @@ from simulator.rest_api import RestStandIn
 from tests import processes
 from tests.sentinels import MASTER, SentinelSet
 
-TOKEN = "bench-token"
-BASE = "https://ivr.example.org"
-SOS = "+8659187110000"
 OPERATOR = "+8613800000001"
 
 

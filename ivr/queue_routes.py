@@ -23,7 +23,6 @@ from callflows.operator import Reason
 from callflows.voice import Style
 from callflows.waiting import Queue
 from data import calls, residents
-from data.db import isoformat
 from ivr import queueing, spool
 from ivr.call import Call, arg_int, current_call, field, int_field
 from ivr.caller_card import caller_card
@@ -31,6 +30,7 @@ from ivr.db import get_db
 from ivr.guard import protect, twiml
 from ivr.quota import LOCAL
 from queue_workers import callbacks, offers
+from queue_workers.record import event as record_event
 from queue_workers.switchboard import Priority
 
 log = logging.getLogger(__name__)
@@ -351,7 +351,7 @@ def _leg_over(ctx: Any, sid: str) -> None:
         target = ctx.board.end(sid, ctx.settings.operator_wrapup_seconds * 1000)
         if target:
             dedup = f"completed:{sid}:{record['offer']}"
-            _log_ctx(ctx, sid, "completed", {"target": target}, dedup)
+            record_event(ctx, sid, "completed", {"target": target}, dedup)
     elif state in ("waiting", "offered", "accepted"):
         offers.caller_gone(ctx, sid, reason="hung_up")
     elif state == "left":
@@ -366,13 +366,6 @@ def _left_for_duty(ctx: Any, sid: str) -> None:
     gone = ctx.board.gone(sid, left=True)
     if gone.legs:
         ctx.enqueue(Priority.SOS, offers.end_legs, list(gone.legs))
-
-
-def _log_ctx(ctx: Any, sid: str, kind: str, detail: dict[str, Any], dedup: str) -> None:
-    try:
-        calls.add_event(get_db(), sid, kind, detail, dedup_key=dedup, at=isoformat(ctx.clock()))
-    except Exception:
-        log.exception("could not record %s for %s", kind, sid)
 
 
 def _duty_accepted(call: Call) -> bool:
