@@ -17,6 +17,7 @@ from ivr import (
     db,
     fallback,
     health,
+    helper_routes,
     leg_routes,
     queue_routes,
     queueing,
@@ -66,6 +67,7 @@ def create_app(
     app.register_blueprint(fallback.bp)
     app.register_blueprint(queue_routes.bp)
     app.register_blueprint(leg_routes.bp)
+    app.register_blueprint(helper_routes.bp)
     app.register_blueprint(recordings.bp)
     app.register_blueprint(health.bp)
     admin.init_app(app)
@@ -87,6 +89,7 @@ def _register_commands(app: Flask) -> None:
     from ivr.check import check_command
     from ivr.prompts_cli import prompts_group
     from ivr.quota_cli import quota_group
+    from ivr.tasks_cli import tasks_group
     from queue_workers.worker import worker_command
     from simulator.cli import simulate_command
 
@@ -96,5 +99,6 @@ def _register_commands(app: Flask) -> None:
     app.cli.add_command(simulate_command, name="simulate")
     app.cli.add_command(worker_command)
     app.cli.add_command(quota_group)
+    app.cli.add_command(tasks_group)
     app.cli.add_command(prompts_group)
     app.cli.add_command(check_command)

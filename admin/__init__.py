@@ -19,11 +19,13 @@ from admin import (
     calls_pages,
     console,
     dashboard,
+    helpers_admin,
     operators_admin,
     operators_pages,
     quota_pages,
     requests_pages,
     residents_pages,
+    tasks_pages,
 )
 from ivr.settings import Settings
 
@@ -38,7 +40,7 @@ PERMISSIONS = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
     "accelerometer=(), gyroscope=(), magnetometer=(), interest-cohort=()"
 )
-WEBHOOK_BLUEPRINTS = ("twilio", "fallback", "operators", "legs", "health")
+WEBHOOK_BLUEPRINTS = ("twilio", "fallback", "operators", "legs", "helpers", "health")
 
 
 def secret_key(settings: Settings) -> str:
@@ -105,5 +107,7 @@ def init_app(app: Flask) -> None:
         console,
         accounts_pages,
         operators_admin,
+        helpers_admin,
+        tasks_pages,
     ):
         app.register_blueprint(module.bp)

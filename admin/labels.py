@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from callflows.prompts import DIALECT_NAMES
+from ivr.importer import HELPER_SKILL_NAMES
 from ivr.quota import LOCAL
 
 
@@ -150,6 +151,8 @@ SKILLS = Labels(
     "其他方言",
     {"sos": "紧急求助", "service": "服务热线", "supervisor": "主管", **DIALECTS},
 )
+# What a helper (助老员) can be sent to do; the roster CSV may use the same names.
+HELPER_SKILLS = Labels("helper skill", "未知技能", HELPER_SKILL_NAMES)
 REASONS = Labels(
     "reason",
     "未知原因",

@@ -39,6 +39,8 @@ class Reason(StrEnum):
     NO_CONTACTS = "no_contacts"
     EMPTY_SLOT = "empty_slot"
     FOREIGN_NUMBER = "foreign_number"
+    HELPER_LINE = "helper_line"
+    FOLLOWUP = "followup"
 
 
 REASON_TEXTS = {
@@ -57,6 +59,8 @@ REASON_TEXTS = {
     Reason.NO_CONTACTS: prompts.WHISPER_NO_CONTACTS,
     Reason.EMPTY_SLOT: prompts.WHISPER_EMPTY_SLOT,
     Reason.FOREIGN_NUMBER: prompts.WHISPER_FOREIGN_NUMBER,
+    Reason.HELPER_LINE: prompts.WHISPER_HELPER_LINE,
+    Reason.FOLLOWUP: prompts.WHISPER_FOLLOWUP,
 }
 # The whisper quotes this much of what the caller said (enough to judge, short to hear).
 HEARD_CHARS = 10

@@ -259,6 +259,45 @@ WHISPER_ACCEPT = Prompt("接听请按1。", staff=True)
 WHISPER_TAKEN = Prompt("这个来电已经由其他同事接听，谢谢。", staff=True)
 WHISPER_NOT_ACCEPTED = Prompt("没有确认接听，来电将转给其他同事。", staff=True)
 ACCEPTED_CONNECTING = Prompt("正在接通来电，请稍候。", staff=True)
+WHISPER_HELPER_LINE = Prompt("助老员专线来电。", staff=True)
+WHISPER_FOLLOWUP = Prompt("服务回访，老人还需要帮忙。", staff=True)
+
+# -- helpers (助老员): dispatch calls, their own line, arrival checks (always Mandarin) ------
+# What each need is called aloud (a task's ``need``).
+NEED_WORDS = {
+    "life_care": "生活照料",
+    "housekeeping": "家政服务",
+    "companionship": "聊天陪伴",
+    "emergency": "紧急上门",
+}
+HELPER_EMERGENCY = Prompt("紧急任务！", staff=True)
+HELPER_TASK = Prompt("{title}，{place}，需要{need}。", staff=True)
+HELPER_OFFER_KEYS = Prompt("接单请按1，不能去请按2。", staff=True)
+HELPER_NO_KEY = Prompt("没有收到按键，任务将派给其他助老员。", staff=True)
+HELPER_ACCEPTED = Prompt("已接单，谢谢您。地址已发短信，请尽快上门。", staff=True)
+HELPER_DECLINED = Prompt("好的，任务将派给其他助老员。", staff=True)
+HELPER_TASK_GONE = Prompt("这个任务已经不需要您了，谢谢。", staff=True)
+HELPER_LINE_COUNT = Prompt("您有{count}个任务。", staff=True)
+HELPER_LINE_NONE = Prompt("您现在没有任务。找工作人员请按0。", staff=True)
+HELPER_LINE_TASK = Prompt("第{n}个，{title}，{place}，{need}。", staff=True)
+HELPER_LINE_KEYS = Prompt("已到达请按1，已完成请按2，不能完成请按3，找工作人员请按0。", staff=True)
+HELPER_ARRIVED = Prompt("已记录到达。", staff=True)
+HELPER_DONE = Prompt("已记录完成，辛苦了。", staff=True)
+HELPER_GIVEN_BACK = Prompt("好的，任务已退回，重新派单。", staff=True)
+HELPER_LINE_END = Prompt("没有其他任务了，再见。", staff=True)
+HELPER_ARRIVAL_QUESTION = Prompt("您到达{title}家了吗？到了请按1，还在路上请按2。", staff=True)
+HELPER_ON_THE_WAY = Prompt("好的，请尽快赶到。", staff=True)
+# An unknown number on the helpers' line may be a resident: spoken to as a caller.
+HELPER_LINE_UNKNOWN = Prompt("这是助老员专线。为您转接工作人员。")
+
+# -- calling a resident after a visit (follow-up, 回访) ------------------------------------
+FOLLOWUP_GREETING = Prompt("{title}您好。")
+FOLLOWUP_VISIT = Prompt("助老员今天来帮您做了{need}。")
+FOLLOWUP_KEYS = Prompt("满意，请按1。不满意，请按2。还要人帮忙，请按0。")
+FOLLOWUP_THANKS = Prompt("谢谢您！祝您身体健康，再见。")
+FOLLOWUP_SORRY = Prompt("对不起！我们会尽快联系您，再见。")
+FOLLOWUP_NO_KEY = Prompt("没有听到按键。我们改天再问候您，再见。")
+
 DIALECT_NAMES = {"fuzhou": "福州话", "minnan": "闽南话", "cantonese": "粤语", "hakka": "客家话"}
 
 # -- texts to emergency contacts (not spoken) -------------------------------------------
@@ -272,6 +311,21 @@ SMS_OPERATOR_AWAY = (
 SMS_SOS_ABANDONED = (
     "【智慧养老呼叫中心】您的家人{name}于{time}拨打了SOS紧急求助电话后挂断，"
     "呼叫中心正在回拨联系，请您也尽快与老人联系。"
+)
+
+SMS_TASK_OFFER = (
+    "【智慧养老派单】{number}号任务：{name}，{place}，需要{need}。请接听派单电话，按1接单。"
+)
+SMS_TASK_ACCEPTED = "【智慧养老派单】您已接{number}号任务：{name}，{place}，需要{need}。"
+SMS_HELPER_COMING = "【智慧养老呼叫中心】助老员{helper}正在赶往{name}家，请保持电话畅通。"
+SMS_TASK_UNACCEPTED = (
+    "【智慧养老派单】{number}号任务（{name}，{need}）{minutes}分钟无人接单，请安排。"
+)
+SMS_TASK_NO_HELPER = (
+    "【智慧养老派单】{number}号任务（{name}，{need}）：{community}没有能做的助老员，请安排。"
+)
+SMS_TASK_NOT_ARRIVED = (
+    "【智慧养老派单】{number}号紧急任务：助老员{helper}仍未到达{name}家，请跟进。"
 )
 
 

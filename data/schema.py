@@ -217,3 +217,79 @@ def calls_became_sos(db: sqlite_utils.Database) -> None:
             ((CASE WHEN became_sos THEN 'sos' ELSE line END), started_at, line, became_sos);
         """,
     )
+
+
+@migration("0008_helpers_and_tasks")
+def helpers_and_tasks(db: sqlite_utils.Database) -> None:
+    """Helpers (助老员), their tasks (派单), each task's offers to helpers and its timeline."""
+    run_script(
+        db,
+        """
+        CREATE TABLE helpers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            phone TEXT NOT NULL UNIQUE,
+            communities TEXT NOT NULL DEFAULT '[]',
+            skills TEXT NOT NULL DEFAULT '[]',
+            active INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            resident_id INTEGER REFERENCES residents(id),
+            phone TEXT,
+            need TEXT NOT NULL,
+            community TEXT NOT NULL DEFAULT '',
+            address TEXT NOT NULL DEFAULT '',
+            priority TEXT NOT NULL CHECK (priority IN ('emergency', 'normal')),
+            source TEXT NOT NULL,
+            call_sid TEXT,
+            request_id INTEGER REFERENCES service_requests(id),
+            created_by TEXT,
+            state TEXT NOT NULL DEFAULT 'pending',
+            helper_id TEXT REFERENCES helpers(id),
+            attempt INTEGER NOT NULL DEFAULT 0,
+            round INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            accept_by TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            accepted_at TEXT,
+            arrived_at TEXT,
+            done_at TEXT,
+            unaccepted_alerted_at TEXT,
+            followup_state TEXT,
+            followup_answer TEXT,
+            followup_attempts INTEGER NOT NULL DEFAULT 0,
+            attention TEXT,
+            attention_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX tasks_state ON tasks (state, priority, created_at);
+        CREATE INDEX tasks_helper ON tasks (helper_id, state);
+        CREATE INDEX tasks_resident ON tasks (resident_id, created_at);
+        CREATE INDEX tasks_call ON tasks (call_sid);
+        CREATE UNIQUE INDEX tasks_one_per_request ON tasks (request_id)
+            WHERE request_id IS NOT NULL;
+        CREATE TABLE task_offers (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id),
+            attempt INTEGER NOT NULL,
+            round INTEGER NOT NULL,
+            helper_id TEXT NOT NULL REFERENCES helpers(id),
+            leg_sid TEXT,
+            state TEXT NOT NULL DEFAULT 'ringing',
+            at TEXT NOT NULL,
+            UNIQUE (task_id, attempt)
+        );
+        CREATE TABLE task_events (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks(id),
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            dedup_key TEXT UNIQUE
+        );
+        CREATE INDEX task_events_task ON task_events (task_id, id);
+        """,
+    )

@@ -27,11 +27,12 @@ MAX_FIELD_CHARS = 500
 
 
 class Line(StrEnum):
-    """The three kinds of number a deployment answers."""
+    """The kinds of number a deployment answers (the helpers' line is for staff)."""
 
     SOS = "sos"
     HOTLINE = "hotline"
     SHORTCUT = "shortcut"
+    HELPER = "helper"
     UNKNOWN = "unknown"
 
 
@@ -41,6 +42,7 @@ def line_of(settings: Settings, to_number: str | None) -> Line:
         (Line.SOS, settings.sos_numbers),
         (Line.HOTLINE, settings.hotline_numbers),
         (Line.SHORTCUT, settings.shortcut_numbers),
+        (Line.HELPER, settings.helper_numbers),
     ):
         if to_number in numbers:
             return line

@@ -98,5 +98,6 @@ def register(app: Flask) -> None:
     operators_group = import_group("operators", importer.import_operators)
     operators_group.add_command(operator_status_command)
     app.cli.add_command(operators_group)
+    app.cli.add_command(import_group("helpers", importer.import_helpers))
     app.cli.add_command(backup.backup_command)
     app.cli.add_command(backup.restore_command)

@@ -34,12 +34,13 @@ DEMO_NUMBERS = {
 
 
 def seed(db: sqlite_utils.Database) -> dict[str, importer.ImportResult]:
-    """Load the sample residents, contacts and operators (re-running updates them)."""
+    """Load the sample residents, contacts, operators and helpers (re-running updates them)."""
     store.migrate(db)
     return {
         "residents": importer.import_residents(db, SAMPLES / "residents.csv"),
         "contacts": importer.import_contacts(db, SAMPLES / "contacts.csv"),
         "operators": importer.import_operators(db, SAMPLES / "operators.csv"),
+        "helpers": importer.import_helpers(db, SAMPLES / "helpers.csv"),
     }
 
 
@@ -77,7 +78,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
-    """Load the demo residents, contacts and operators from data/samples/."""
+    """Load the demo residents, contacts, operators and helpers from data/samples/."""
     for kind, result in seed(get_db()).items():
         click.echo(f"{kind}: {result.created} created, {result.updated} updated")
 

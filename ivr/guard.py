@@ -13,10 +13,23 @@ from ivr.call import links_of, style_of
 from ivr.signature import check_signature
 
 log = logging.getLogger(__name__)
-STATUS_PATHS = ("/twilio/status", "/ivr/callback/status", "/ivr/leg/status")
+STATUS_PATHS = (
+    "/twilio/status",
+    "/ivr/callback/status",
+    "/ivr/leg/status",
+    "/ivr/helper/offer/status",
+    "/ivr/helper/call-status",
+    "/ivr/followup/status",
+)
 # Webhooks of the people rung for a caller: on an error their leg hangs up (the offer's
 # deadline then moves the call on); it must never dial the duty phones from their phone.
-PERSON_PATHS = ("/ivr/leg/", "/ivr/duty/whisper", "/ivr/duty/accept")
+PERSON_PATHS = (
+    "/ivr/leg/",
+    "/ivr/duty/whisper",
+    "/ivr/duty/accept",
+    "/ivr/helper/offer",
+    "/ivr/helper/arrival",
+)
 
 
 def twiml(response: VoiceResponse) -> Response:

@@ -1,4 +1,4 @@
-"""All-or-nothing CSV imports of residents, contacts and operators.
+"""All-or-nothing CSV imports of residents, contacts, operators and helpers.
 
 Each import reads the whole file, validates every row, and only then writes, in one
 transaction: a file with any bad row changes nothing, and the error lists every bad line.
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from data import operators, residents
+from data import helpers, operators, residents
 from data.db import utcnow
 from data.residents import SUBSIDY_CATEGORIES
 from ivr import phones
@@ -42,6 +42,25 @@ DATE_PATTERNS = (
 )
 # Excel shows a long number column as 1.38001E+10 and saves it that way.
 EXCEL_NUMBER = re.compile(r"[0-9](\.[0-9]+)?E\+[0-9]+", re.IGNORECASE)
+# A helper's id goes into the pages' URLs.
+HELPER_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# A helper's skills by name: the pages show these (admin/labels.py) and files may use them.
+HELPER_SKILL_NAMES = {
+    "life_care": "生活照料",
+    "housekeeping": "家政",
+    "companionship": "聊天陪伴",
+    "emergency": "紧急上门",
+}
+# Every spelling a file may use: the code, its name, and the hotline's name 家政服务.
+HELPER_SKILL_WORDS = {
+    **{skill: skill for skill in helpers.SKILLS},
+    **{name: skill for skill, name in HELPER_SKILL_NAMES.items()},
+    "家政服务": "housekeeping",
+}
+# Lists in a cell are separated by ";" (or "；"); a comma there is a mistake, not a separator,
+# since one would silently make "温泉社区,东门社区" one community that matches no resident.
+LIST_SEPARATOR = re.compile("[;；]")
+COMMA = re.compile("[,，、]")
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,7 @@ COLUMN_ZH = {
     "emergency": "紧急联系人",
     "id": "编号",
     "skills": "技能",
+    "communities": "服务社区",
 }
 
 
@@ -223,6 +243,41 @@ def parse_skills(cell: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(part for part in parts if part))
 
 
+def parse_helper_id(cell: str) -> str:
+    """A helper's id: letters, digits, ``-`` and ``_``, at most 32."""
+    if not HELPER_ID.fullmatch(cell):
+        raise BadValue(
+            "may only hold letters, digits, - and _ (at most 32)",
+            "只能用字母、数字、-和_，最多32位",
+        )
+    return cell
+
+
+def parse_list(cell: str) -> tuple[str, ...]:
+    """Entries separated by ``;`` (or ``；``), trimmed, without repeats; at least one."""
+    parts = (part.strip() for part in LIST_SEPARATOR.split(cell))
+    entries = tuple(dict.fromkeys(part for part in parts if part))
+    if not entries:
+        raise BadValue("names nothing", "一项也没有")
+    if any(COMMA.search(entry) for entry in entries):
+        raise BadValue("has a comma: separate the entries with ;", "有逗号：多项之间请用;分隔")
+    return entries
+
+
+def parse_helper_skills(cell: str) -> tuple[str, ...]:
+    """A helper's skills separated by ``;``: codes or their Chinese names, as codes."""
+    words = parse_list(cell)
+    unknown = [word for word in words if word.lower() not in HELPER_SKILL_WORDS]
+    if unknown:
+        listed = ", ".join(helpers.SKILLS)
+        names = "、".join(HELPER_SKILL_NAMES.values())
+        raise BadValue(
+            f"has unknown skill {', '.join(map(repr, unknown))} (use {listed} or their names)",
+            f"里的“{'、'.join(unknown)}”不是技能（技能有：{names}）",
+        )
+    return tuple(dict.fromkeys(HELPER_SKILL_WORDS[word.lower()] for word in words))
+
+
 RESIDENT_COLUMNS = {
     "phone": Column(parse_phone, required=True),
     "name": Column(parse_text, required=True),
@@ -249,6 +304,13 @@ OPERATOR_COLUMNS = {
     "name": Column(parse_text, required=True),
     "phone": Column(parse_phone, required=True),
     "skills": Column(parse_skills, empty=()),
+}
+HELPER_COLUMNS = {
+    "id": Column(parse_helper_id, required=True),
+    "name": Column(parse_text, required=True),
+    "phone": Column(parse_phone, required=True),
+    "communities": Column(parse_list, required=True),
+    "skills": Column(parse_helper_skills, required=True),
 }
 
 
@@ -497,6 +559,28 @@ def validate_operators(rows: list[Row]) -> Checked:
     return _checked(parsed, errors, [])
 
 
+def validate_helpers(rows: list[Row], phone_owners: Mapping[str, str]) -> Checked:
+    """Helper records from rows, or ImportRejected; ``phone_owners`` maps stored phones to ids.
+
+    A phone belongs to one helper: the helpers' line knows who is calling by the number.
+    """
+    parsed, errors = _parse(rows, HELPER_COLUMNS)
+    for item in parsed:
+        phone, helper_id = item.values.get("phone"), item.values.get("id")
+        owner = phone_owners.get(phone) if phone else None
+        if owner is not None and helper_id is not None and owner != helper_id:
+            message = f"phone {phone} belongs to helper {owner!r} in the database"
+            zh = f"电话{phone}已经是助老员{owner}的号码"
+            errors.append(RowError(item.row.line, message, zh))
+    errors += _duplicates(
+        parsed, lambda values: values.get("id"), "helper id {!r}".format, "助老员编号{}".format
+    )
+    errors += _duplicates(
+        parsed, lambda values: values.get("phone"), "phone {}".format, "电话{}".format
+    )
+    return _checked(parsed, errors, [])
+
+
 def _checked(parsed: list[_Parsed], errors: list[RowError], warnings: list[RowError]) -> Checked:
     if errors:
         raise ImportRejected(errors)
@@ -564,4 +648,17 @@ def import_operators(db: sqlite_utils.Database, source: Source) -> ImportResult:
         lambda: {operator["id"] for operator in operators.all_operators(db)},
         lambda record: record["id"],
         lambda record: operators.upsert(db, record),
+    )
+
+
+def import_helpers(db: sqlite_utils.Database, source: Source) -> ImportResult:
+    """Import helpers (助老员), matched by id; all rows or none."""
+    checked = validate_helpers(read_rows(source, HELPER_COLUMNS), helpers.id_by_phone(db))
+    at = utcnow()
+    return _write(
+        db,
+        checked,
+        lambda: set(helpers.id_by_phone(db).values()),
+        lambda record: record["id"],
+        lambda record: helpers.upsert(db, record, at),
     )

@@ -80,12 +80,21 @@ def send_to_sos(
     return answer(style, call.links, since)
 
 
-def to_operator(call: Call, reason: str, response: VoiceResponse | None = None) -> VoiceResponse:
+def to_operator(
+    call: Call,
+    reason: str,
+    response: VoiceResponse | None = None,
+    *,
+    resident: dict[str, Any] | None = None,
+    priority: Priority = Priority.HOTLINE,
+) -> VoiceResponse:
     """Put a hotline or family-line caller in line for a person (duty phones when Redis is down).
 
-    ``reason`` (a ``Reason``) is recorded and is the first thing the person rung hears.
+    ``reason`` (a ``Reason``) is recorded and is the first thing the person rung hears. A call
+    the centre placed itself passes the ``resident`` it called (the caller's number is ours)
+    and waits with callback ``priority``, ahead of the hotline.
     """
-    resident = call.resident()
+    resident = resident or call.resident()
     style = call.style_for(resident["dialect"] if resident else None)
     since = queueing.millis(call.now)
     call.event("to_operator", {"reason": reason})
@@ -93,7 +102,7 @@ def to_operator(call: Call, reason: str, response: VoiceResponse | None = None) 
         position = queueing.wait_for_person(
             call.sid,
             queue=Queue.SERVICE.value,
-            priority=Priority.HOTLINE,
+            priority=priority,
             dialect=resident["dialect"] if resident else None,
             since_ms=queueing.arrival_ms(call.now),
             reason=reason,

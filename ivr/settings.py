@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ class Settings:
     hotline_numbers: tuple[str, ...] = ()
     shortcut_numbers: tuple[str, ...] = ()
     duty_numbers: tuple[str, ...] = ()
+    # The helpers' own line (助老员专线): they hear their tasks and report arrival and completion.
+    helper_numbers: tuple[str, ...] = ()
     # For local experiments only: announced loudly whenever the app starts.
     twilio_skip_signature_check: bool = False
     tts_voice: str = "Polly.Zhiyu"
@@ -85,6 +88,21 @@ class Settings:
     offer_grace_seconds: int = 10
     sos_callback_attempts: int = 3
     sos_callback_retry_seconds: int = 60
+    # Tasks for helpers: how long a task may go unaccepted before supervisors are told
+    # (emergency visits have less), when a normal visit is due, how long a helper's phone
+    # rings, the pause before asking every helper again, the arrival check of emergency
+    # visits, and the follow-up call to the resident after the visit (within CALL_HOURS).
+    task_accept_seconds: int = 600
+    task_emergency_accept_seconds: int = 120
+    task_due_hours: int = 24
+    helper_ring_seconds: int = 30
+    task_round_pause_seconds: int = 60
+    arrival_check_seconds: int = 1800
+    followup_delay_seconds: int = 3600
+    followup_retry_seconds: int = 1800
+    followup_attempts: int = 2
+    # When the centre may call residents (Asia/Shanghai), ``HH:MM-HH:MM``.
+    call_hours: str = "08:00-20:00"
     worker_processes: int = 2
     timekeeper_tick_seconds: float = 0.25
     port: int = 5000
@@ -97,7 +115,7 @@ class Settings:
     @property
     def all_line_numbers(self) -> tuple[str, ...]:
         """Every number the deployment answers."""
-        return self.sos_numbers + self.hotline_numbers + self.shortcut_numbers
+        return self.sos_numbers + self.hotline_numbers + self.shortcut_numbers + self.helper_numbers
 
     @property
     def sms_sender(self) -> str:
@@ -115,6 +133,7 @@ _NUMBER_LISTS = {
     "shortcut_numbers",
     "duty_numbers",
     "supervisor_numbers",
+    "helper_numbers",
 }
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -130,9 +149,23 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
         return int(raw)
     if kind in (float, "float"):
         return float(raw)
+    if name == "call_hours":
+        parse_hours(raw)  # refuse a window nobody can read at start, not at the first call
+        return raw.strip()
     if name == "sms_from":
         return phones.normalize(raw)
     return raw.strip()
+
+
+def parse_hours(text: str) -> tuple[time, time]:
+    """``08:00-20:00`` -> (08:00, 20:00); a window that ends before it starts wraps midnight."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a window like 08:00-20:00") from None
+    if start == end:
+        raise ValueError(f"{text.strip()!r} is an empty window")
+    return start, end
 
 
 def _host_port(text: str) -> tuple[str, int]:

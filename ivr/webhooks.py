@@ -11,13 +11,21 @@ from callflows import hotline, prompts, shortcut
 from callflows.operator import Reason
 from callflows.voice import say
 from data import calls, residents, service_requests
-from ivr import phones, quota
+from data.tasks import Source, TaskPriority
+from ivr import helper_routes, phones, queueing, quota
 from ivr.call import Call, Line, arg_int, current_call, field, int_field
 from ivr.guard import protect, twiml
 from ivr.queue_routes import arg_text, send_to_sos, settle_final_status, to_operator
+from queue_workers import tasks as engine
 
 log = logging.getLogger(__name__)
 bp = protect(Blueprint("twilio", __name__))
+# The helper skill each hotline service needs.
+HELPER_NEEDS = {
+    hotline.Choice.LIFE_CARE: "life_care",
+    hotline.Choice.HOUSEKEEPING: "housekeeping",
+    hotline.Choice.COMPANIONSHIP: "companionship",
+}
 
 
 # -- entry and status ---------------------------------------------------------------------
@@ -45,6 +53,8 @@ def voice() -> Response:
         )
         call.event("menu", {"menu": "hotline", "attempt": 1})
         return twiml(hotline.menu(style, call.links, intro=[hotline.greeting(title)]))
+    if call.line is Line.HELPER:
+        return twiml(helper_routes.line_answer(call))
     if call.line is Line.SHORTCUT:
         if resident is None:
             return twiml(_not_registered(call))
@@ -300,6 +310,20 @@ def _service_request(call: Call, choice: hotline.Choice) -> int:
         at=call.at,
     )
     call.event("service_request", {"request_id": request_id, "type": choice.value})
+    if resident is not None:
+        # A registered resident's request becomes a task for a helper at once; an unknown
+        # caller's stays on /requests for staff (nobody knows where to send a helper).
+        call.safely(
+            lambda: engine.create(
+                queueing.context(),
+                need=HELPER_NEEDS[choice],
+                priority=TaskPriority.NORMAL,
+                source=Source.HOTLINE,
+                resident=resident,
+                call_sid=call.sid,
+                request_id=request_id,
+            )
+        )
     return request_id
 
 

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -90,6 +90,20 @@ class Context:
     def enqueue(self, priority: Priority, func: Any, *args: Any, **kwargs: Any) -> None:
         """Hand a job to the workers (short result TTL: nobody reads the results)."""
         self.queue(priority).enqueue(func, *args, result_ttl=60, failure_ttl=86400, **kwargs)
+
+    def enqueue_in(
+        self, seconds: float, priority: Priority, func: Any, *args: Any, job_id: str | None = None
+    ) -> None:
+        """Run a job ``seconds`` from now on this context's clock, by RQ's scheduler.
+
+        The workers run the scheduler (``work(with_scheduler=True)``); the job waits in RQ's
+        scheduled registry in Redis, so it survives a worker restart. A ``job_id`` makes the
+        scheduling idempotent: scheduling the same id again moves the one job, not a second.
+        """
+        when = self.clock() + timedelta(seconds=max(0.0, seconds))
+        self.queue(priority).enqueue_at(
+            when, func, *args, job_id=job_id, result_ttl=60, failure_ttl=86400
+        )
 
     def close(self) -> None:
         """Close the store."""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from data import calls
 from data.db import isoformat
 from ivr import spool
-from queue_workers import jobs, offers, record, recovery
+from queue_workers import jobs, offers, record, recovery, tasks
 from queue_workers.context import Context
 from queue_workers.switchboard import (
     AVAILABLE,
@@ -76,6 +76,11 @@ def tick(ctx: Context) -> None:
         ctx.enqueue(Priority.CALLBACK, jobs.settle_expired_reservations)
     if ctx.redis.set(SPOOL_DRAIN, 1, nx=True, px=SPOOL_DRAIN_MS):
         drain_spool(ctx)
+    if ctx.redis.set(tasks.SWEEP, 1, nx=True, px=tasks.SWEEP_MS):
+        try:
+            tasks.sweep(ctx)
+        except Exception:
+            log.exception("could not sweep the helpers' tasks: tried again later")
 
 
 def drain_spool(ctx: Context) -> int:

@@ -50,8 +50,10 @@ def run_worker(settings: Settings, *, simple: bool = False, burst: bool = False)
     _, stop = timekeeper.start(keeper_ctx)
     worker_class = SimpleWorker if simple else Worker
     try:
+        # RQ's own scheduler moves jobs scheduled with ``enqueue_at``/``enqueue_in`` (task
+        # offers, arrival checks, follow-up calls) onto their queues; one worker holds its lock.
         worker_class(list(QUEUE_NAMES), connection=ctx.redis).work(
-            burst=burst, logging_level="WARNING"
+            burst=burst, logging_level="WARNING", with_scheduler=not burst
         )
     finally:
         stop.set()

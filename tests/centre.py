@@ -9,10 +9,12 @@ timekeeper and RQ jobs in-process on a hand-moved clock.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import pytest
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.job import Job
 
 from app import create_app
 from data import calls, residents
@@ -25,6 +27,7 @@ from tests.conftest import CHEN, SOS, PhoneCall, Reply, post_signed
 from tests.twiml_check import query
 
 SUPERVISOR = "+8613700000009"
+HELPER_LINE = "+8659187118888"
 SON = {"slot": 1, "name": "陈明", "relation": "儿子", "phone": "+8613900139001", "emergency": 1}
 
 
@@ -64,6 +67,21 @@ class Leg:
         return post_signed(self.centre.client, self.centre.app, url, params).status
 
 
+def release_scheduled(redis_conn, moment: datetime) -> int:
+    """Move scheduled jobs due at ``moment`` onto their queues, as RQ's scheduler does by the
+    wall clock (the tests' clock is moved by hand)."""
+    moved = 0
+    for name in QUEUE_NAMES:
+        queue = Queue(name, connection=redis_conn)
+        registry = queue.scheduled_job_registry
+        for job_id in registry.get_jobs_to_schedule(int(moment.timestamp())):
+            job = Job.fetch(job_id, connection=redis_conn)
+            queue._enqueue_job(job)  # what RQScheduler.enqueue_scheduled_jobs does
+            registry.remove(job_id)
+            moved += 1
+    return moved
+
+
 class Centre:
     """Drives the call centre the way the provider and the operators would."""
 
@@ -89,8 +107,12 @@ class Centre:
         return call
 
     def work(self) -> None:
-        """Run the timekeeper, every queued job, and the timekeeper again, in this process."""
+        """Run the timekeeper, every queued job, and the timekeeper again, in this process.
+
+        Jobs scheduled with RQ's scheduler (``Context.enqueue_in``) are due by the test clock.
+        """
         timekeeper.tick(self.ctx)
+        release_scheduled(self.redis, self.clock())
         SimpleWorker(list(QUEUE_NAMES), connection=self.redis).work(
             burst=True, logging_level="ERROR"
         )
@@ -147,6 +169,7 @@ def centre(settings, clock, redis_conn, standin, tmp_path):
     config = settings.with_overrides(
         twilio_api_base_url=standin.base_url,
         supervisor_numbers=(SUPERVISOR,),
+        helper_numbers=(HELPER_LINE,),
         sos_fallback_seconds=120,
     )
     app = create_app(config, clock=clock)
