@@ -292,7 +292,7 @@ HELPER_LINE_UNKNOWN = Prompt("这是助老员专线。为您转接工作人员�
 
 # -- calling a resident after a visit (follow-up, 回访) ------------------------------------
 FOLLOWUP_GREETING = Prompt("{title}您好。")
-FOLLOWUP_VISIT = Prompt("助老员今天来帮您做了{need}。")
+FOLLOWUP_VISIT = Prompt("助老员今天来做了{need}。")
 FOLLOWUP_KEYS = Prompt("满意，请按1。不满意，请按2。还要人帮忙，请按0。")
 FOLLOWUP_THANKS = Prompt("谢谢您！祝您身体健康，再见。")
 FOLLOWUP_SORRY = Prompt("对不起！我们会尽快联系您，再见。")

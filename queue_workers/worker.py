@@ -22,6 +22,10 @@ from queue_workers import context, timekeeper
 from queue_workers.context import QUEUE_NAMES, Context
 from queue_workers.switchboard import Switchboard
 
+# RQ's scheduler lock outlives a killed worker by about a minute; another worker takes the
+# scheduler over at its next maintenance (RQ's default: every 10 minutes; ours: this often).
+MAINTENANCE_SECONDS = 15
+
 
 def sync_operators(settings: Settings, board: Switchboard) -> int:
     """Make every active operator of the store known to the switchboard."""
@@ -52,9 +56,9 @@ def run_worker(settings: Settings, *, simple: bool = False, burst: bool = False)
     try:
         # RQ's own scheduler moves jobs scheduled with ``enqueue_at``/``enqueue_in`` (task
         # offers, arrival checks, follow-up calls) onto their queues; one worker holds its lock.
-        worker_class(list(QUEUE_NAMES), connection=ctx.redis).work(
-            burst=burst, logging_level="WARNING", with_scheduler=not burst
-        )
+        worker_class(
+            list(QUEUE_NAMES), connection=ctx.redis, maintenance_interval=MAINTENANCE_SECONDS
+        ).work(burst=burst, logging_level="WARNING", with_scheduler=not burst)
     finally:
         stop.set()
 

@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 import pytest
 from twilio.twiml.voice_response import VoiceResponse
 
-from callflows import hotline, operator, prompts, shortcut, sos, waiting
+from callflows import helpers, hotline, operator, prompts, shortcut, sos, waiting
 from callflows.operator import Reason
 from callflows.voice import absolute_links, say, say_rate, say_seconds, speak, speech_seconds
 from callflows.waiting import Queue
@@ -119,6 +119,13 @@ def documents(settings: Settings) -> Iterator[tuple[str, VoiceResponse]]:
     for status in ("busy", "no-answer", "failed", "completed"):
         yield f"dialled {status}", shortcut.dial_outcome(status, niece, style, links)
     yield "bridged", operator.bridge("CA1", links("/ivr/bridge/result"), style)
+    yield "helpers' line, unknown number", speak([prompts.HELPER_LINE_UNKNOWN], style)
+    for need in prompts.NEED_WORDS:
+        for title in ("陈依伯", "欧阳老人家"):
+            action = links("/ivr/followup/key", task=1, attempt=1)
+            yield f"follow-up {need} {title}", helpers.followup(title, need, action, style)
+    for text in (prompts.FOLLOWUP_THANKS, prompts.FOLLOWUP_SORRY):
+        yield f"follow-up {text.key}", helpers.said_and_done(text, style)
 
 
 def sentences(text: str) -> list[str]:

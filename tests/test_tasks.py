@@ -129,7 +129,7 @@ def test_a_hotline_request_goes_to_a_helper_who_visits_and_the_resident_is_asked
     (followup,) = calls_to(centre, CHEN["phone"], "/ivr/followup")
     assert followup.placed["from"] == HOTLINE
     question = followup.pick_up()
-    assert "陈依伯您好" in question.said and "助老员今天来帮您做了生活照料" in question.said
+    assert "陈依伯您好" in question.said and "助老员今天来做了生活照料" in question.said
     thanks = followup.press(question, "1")
     assert "谢谢您" in thanks.said
     followup.ends("completed")
