@@ -14,6 +14,7 @@ import admin
 from data import db as store
 from ivr import (
     backup,
+    care_routes,
     db,
     fallback,
     health,
@@ -68,6 +69,7 @@ def create_app(
     app.register_blueprint(queue_routes.bp)
     app.register_blueprint(leg_routes.bp)
     app.register_blueprint(helper_routes.bp)
+    app.register_blueprint(care_routes.bp)
     app.register_blueprint(recordings.bp)
     app.register_blueprint(health.bp)
     admin.init_app(app)
@@ -86,6 +88,7 @@ def _drain_spool(conn: sqlite_utils.Database, config: settings.Settings) -> None
 def _register_commands(app: Flask) -> None:
     from admin import cli as admin_cli
     from ivr import cli, demo
+    from ivr.care_cli import care_group
     from ivr.check import check_command
     from ivr.prompts_cli import prompts_group
     from ivr.quota_cli import quota_group
@@ -99,6 +102,7 @@ def _register_commands(app: Flask) -> None:
     app.cli.add_command(simulate_command, name="simulate")
     app.cli.add_command(worker_command)
     app.cli.add_command(quota_group)
+    app.cli.add_command(care_group)
     app.cli.add_command(tasks_group)
     app.cli.add_command(prompts_group)
     app.cli.add_command(check_command)

@@ -40,7 +40,7 @@ PERMISSIONS = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
     "accelerometer=(), gyroscope=(), magnetometer=(), interest-cohort=()"
 )
-WEBHOOK_BLUEPRINTS = ("twilio", "fallback", "operators", "legs", "helpers", "health")
+WEBHOOK_BLUEPRINTS = ("twilio", "fallback", "operators", "legs", "helpers", "care_calls", "health")
 
 
 def secret_key(settings: Settings) -> str:

@@ -41,6 +41,10 @@ class Reason(StrEnum):
     FOREIGN_NUMBER = "foreign_number"
     HELPER_LINE = "helper_line"
     FOLLOWUP = "followup"
+    CARE_HELP = "care_help"
+    CARE_SILENT = "care_silent"
+    CARE_CHAT = "care_chat"
+    CALLBACK_REQUESTED = "callback_requested"
 
 
 REASON_TEXTS = {
@@ -61,6 +65,10 @@ REASON_TEXTS = {
     Reason.FOREIGN_NUMBER: prompts.WHISPER_FOREIGN_NUMBER,
     Reason.HELPER_LINE: prompts.WHISPER_HELPER_LINE,
     Reason.FOLLOWUP: prompts.WHISPER_FOLLOWUP,
+    Reason.CARE_HELP: prompts.WHISPER_CARE_HELP,
+    Reason.CARE_SILENT: prompts.WHISPER_CARE_SILENT,
+    Reason.CARE_CHAT: prompts.WHISPER_CARE_CHAT,
+    Reason.CALLBACK_REQUESTED: prompts.WHISPER_CALLBACK_REQUESTED,
 }
 # The whisper quotes this much of what the caller said (enough to judge, short to hear).
 HEARD_CHARS = 10

@@ -298,6 +298,26 @@ FOLLOWUP_THANKS = Prompt("谢谢您！祝您身体健康，再见。")
 FOLLOWUP_SORRY = Prompt("对不起！我们会尽快联系您，再见。")
 FOLLOWUP_NO_KEY = Prompt("没有听到按键。我们改天再问候您，再见。")
 
+WHISPER_CARE_HELP = Prompt("关怀电话，老人说不舒服！", staff=True)
+WHISPER_CARE_SILENT = Prompt("关怀电话，老人没有回答。", staff=True)
+WHISPER_CARE_CHAT = Prompt("关怀电话，老人想聊聊天。", staff=True)
+WHISPER_CALLBACK_REQUESTED = Prompt("热线登记后要求回电。", staff=True)
+
+# -- care calls (关怀电话): the centre calls a resident every day ---------------------------
+CARE_GREETING = Prompt("{title}，早上好！")
+CARE_GREETING_LATER = Prompt("{title}，您好！")
+CARE_WHO = Prompt("我是服务中心的小禾。")
+CARE_QUESTION = Prompt("您今天身体好吗？")
+CARE_KEYS = Prompt("身体好，请按1。不舒服，请按2。想聊聊天，请按3。")
+CARE_FINE = Prompt("太好了！祝您身体健康，明天再给您打电话。")
+CARE_TO_PERSON = Prompt("别着急，现在为您找工作人员。请不要挂机。")
+CARE_CHAT_TASK = Prompt("好的，会有助老员来陪您聊天。")
+CARE_SILENT = Prompt("没有听到您的回答。现在为您找工作人员。请不要挂机。")
+# An operator's call back to a hotline caller who asked for one.
+HOTLINE_CALLBACK_GREETING = Prompt(
+    "您好，这里是服务热线。您刚才要我们回电话。现在为您接通工作人员。"
+)
+
 DIALECT_NAMES = {"fuzhou": "福州话", "minnan": "闽南话", "cantonese": "粤语", "hakka": "客家话"}
 
 # -- texts to emergency contacts (not spoken) -------------------------------------------
@@ -327,6 +347,8 @@ SMS_TASK_NO_HELPER = (
 SMS_TASK_NOT_ARRIVED = (
     "【智慧养老派单】{number}号紧急任务：助老员{helper}仍未到达{name}家，请跟进。"
 )
+
+SMS_CARE_UNREACHABLE = "【智慧养老呼叫中心】今天联系不上{name}，请您方便时问候一下。"
 
 
 def minutes_text(seconds: int) -> str:

@@ -28,6 +28,7 @@ RESIDENT_FIELDS = (
     "medical_notes",
     "dialect",
     "lives_alone",
+    "care",
     "free_minutes",
     "active",
 )
@@ -56,6 +57,8 @@ def upsert(db: sqlite_utils.Database, record: dict[str, Any], at: str | None = N
         db["residents"].update(existing[0], {**values, "updated_at": at})
         return int(existing[0])
     row = {"active": 1, "lives_alone": 0, **values, "created_at": at, "updated_at": at}
+    # Residents who live alone get a daily care call unless the record says otherwise.
+    row.setdefault("care", "daily" if row["lives_alone"] in (1, True, "1") else "none")
     return int(db["residents"].insert(row).last_pk)
 
 

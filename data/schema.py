@@ -293,3 +293,49 @@ def helpers_and_tasks(db: sqlite_utils.Database) -> None:
         CREATE INDEX task_events_task ON task_events (task_id, id);
         """,
     )
+
+
+@migration("0009_care_calls")
+def care_calls(db: sqlite_utils.Database) -> None:
+    """Each resident's care-call schedule, the day's care calls and their timelines.
+
+    Residents who live alone are called daily unless someone says otherwise.
+    """
+    run_script(
+        db,
+        """
+        ALTER TABLE residents ADD COLUMN care TEXT NOT NULL DEFAULT 'none';
+        UPDATE residents SET care = 'daily' WHERE lives_alone = 1;
+        CREATE TABLE care_calls (
+            id INTEGER PRIMARY KEY,
+            resident_id INTEGER NOT NULL REFERENCES residents(id),
+            phone TEXT NOT NULL,
+            community TEXT NOT NULL DEFAULT '',
+            day TEXT NOT NULL,
+            planned_at TEXT NOT NULL,
+            next_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'scheduled',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            call_sid TEXT,
+            placed_at TEXT,
+            answered_at TEXT,
+            answer TEXT,
+            task_id INTEGER REFERENCES tasks(id),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (resident_id, day)
+        );
+        CREATE INDEX care_calls_day ON care_calls (day, state);
+        CREATE INDEX care_calls_due ON care_calls (state, next_at);
+        CREATE INDEX care_calls_resident ON care_calls (resident_id, day);
+        CREATE TABLE care_events (
+            id INTEGER PRIMARY KEY,
+            care_call_id INTEGER NOT NULL REFERENCES care_calls(id),
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            dedup_key TEXT UNIQUE
+        );
+        CREATE INDEX care_events_call ON care_events (care_call_id, id);
+        """,
+    )

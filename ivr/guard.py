@@ -20,6 +20,8 @@ STATUS_PATHS = (
     "/ivr/helper/offer/status",
     "/ivr/helper/call-status",
     "/ivr/followup/status",
+    "/ivr/care/status",
+    "/ivr/hotline/callback/status",
 )
 # Webhooks of the people rung for a caller: on an error their leg hangs up (the offer's
 # deadline then moves the call on); it must never dial the duty phones from their phone.

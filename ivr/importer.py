@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from data import helpers, operators, residents
+from data import care, helpers, operators, residents
 from data.db import utcnow
 from data.residents import SUBSIDY_CATEGORIES
 from ivr import phones
@@ -136,6 +136,7 @@ COLUMN_ZH = {
     "medical_notes": "病史",
     "dialect": "方言",
     "lives_alone": "是否独居",
+    "care": "关怀电话",
     "free_minutes": "免费分钟数",
     "resident_phone": "老人电话",
     "slot": "快捷键",
@@ -223,6 +224,17 @@ def parse_yes_no(cell: str) -> int:
     raise BadValue("is not yes or no (use 1/0, 是/否, yes/no, true/false or y/n)", "请填是或否")
 
 
+def parse_care(cell: str) -> str:
+    """A care-call schedule: daily, none, or weekdays like mon;thu (每天, 周一;周四 too)."""
+    try:
+        return care.parse_schedule(cell)
+    except ValueError:
+        raise BadValue(
+            "is not a care schedule (daily, none, or weekdays like mon;thu)",
+            "不是关怀电话安排（填每天、不打，或周一;周四这样的星期）",
+        ) from None
+
+
 def parse_count(cell: str) -> int:
     """A whole number, zero or more."""
     if not re.fullmatch(r"[0-9]+", cell):
@@ -290,6 +302,9 @@ RESIDENT_COLUMNS = {
     "dialect": Column(parse_lower),
     "lives_alone": Column(parse_yes_no, empty=0),
     "free_minutes": Column(parse_count),
+    # Empty: a new resident who lives alone is called daily, others not; an existing one keeps
+    # theirs.
+    "care": Column(parse_care),
 }
 CONTACT_COLUMNS = {
     "resident_phone": Column(parse_phone, required=True),
@@ -493,6 +508,8 @@ def validate_residents(rows: list[Row], today: date) -> Checked:
     parsed, errors = _parse(rows, RESIDENT_COLUMNS)
     warnings = []
     for item in parsed:
+        if item.values.get("care") is None:
+            item.values.pop("care", None)  # the resident's default, or what they have now
         born, line = item.values.get("birth_date"), item.row.line
         if born is None:
             continue

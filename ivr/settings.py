@@ -103,6 +103,16 @@ class Settings:
     followup_attempts: int = 2
     # When the centre may call residents (Asia/Shanghai), ``HH:MM-HH:MM``.
     call_hours: str = "08:00-20:00"
+    # Care calls (关怀电话): the daily window they are spread over (Asia/Shanghai), the
+    # carrier's outbound call rate they never exceed across all workers, whether a resident
+    # who already called today is skipped, retries of an unanswered call and their spacing,
+    # and how many days without any call make a resident "inactive".
+    care_call_window: str = "09:00-11:00"
+    care_calls_per_second: float = 1.0
+    care_skip_if_called: bool = True
+    care_call_retries: int = 2
+    care_call_retry_seconds: int = 900
+    inactivity_days: int = 3
     worker_processes: int = 2
     timekeeper_tick_seconds: float = 0.25
     port: int = 5000
@@ -149,7 +159,7 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
         return int(raw)
     if kind in (float, "float"):
         return float(raw)
-    if name == "call_hours":
+    if name in ("call_hours", "care_call_window"):
         parse_hours(raw)  # refuse a window nobody can read at start, not at the first call
         return raw.strip()
     if name == "sms_from":

@@ -16,6 +16,7 @@ from ivr import helper_routes, phones, queueing, quota
 from ivr.call import Call, Line, arg_int, current_call, field, int_field
 from ivr.guard import protect, twiml
 from ivr.queue_routes import arg_text, send_to_sos, settle_final_status, to_operator
+from queue_workers import hotline_callbacks
 from queue_workers import tasks as engine
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ def hotline_next() -> Response:
     if digits == "2":
         service_requests.request_callback(call.db, request_id, at=call.at)
         call.event("callback_requested", {"request_id": request_id})
+        call.safely(lambda: hotline_callbacks.requested(queueing.context(), request_id))
         return twiml(hotline.callback_promised(call.caller_style))
     choice = hotline.Choice(record["type"])
     return twiml(

@@ -383,7 +383,9 @@ def _plan_followup(ctx: Context, task_id: int, attempt: int, when: datetime) -> 
         followup_call,
         task_id,
         attempt,
-        job_id=f"task-{task_id}-followup-{attempt}",
+        # Named after the moment too: a job that plans itself again (outside calling hours)
+        # must not reuse its own id, whose hash RQ expires once the running job finishes.
+        job_id=f"task-{task_id}-followup-{attempt}-{int(when.timestamp())}",
     )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from data import calls
 from data.db import isoformat
 from ivr import spool
-from queue_workers import jobs, offers, record, recovery, tasks
+from queue_workers import care, jobs, offers, record, recovery, tasks
 from queue_workers.context import Context
 from queue_workers.switchboard import (
     AVAILABLE,
@@ -81,6 +81,10 @@ def tick(ctx: Context) -> None:
             tasks.sweep(ctx)
         except Exception:
             log.exception("could not sweep the helpers' tasks: tried again later")
+    try:
+        care.tick(ctx)
+    except Exception:
+        log.exception("care calls: planning or sweep failed; tried again later")
 
 
 def drain_spool(ctx: Context) -> int:

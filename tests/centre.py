@@ -165,12 +165,19 @@ class Centre:
 
 
 @pytest.fixture
-def centre(settings, clock, redis_conn, standin, tmp_path):
+def centre_settings() -> dict:
+    """Settings a test module changes for its centre (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def centre(settings, clock, redis_conn, standin, tmp_path, centre_settings):
     config = settings.with_overrides(
         twilio_api_base_url=standin.base_url,
         supervisor_numbers=(SUPERVISOR,),
         helper_numbers=(HELPER_LINE,),
         sos_fallback_seconds=120,
+        **centre_settings,
     )
     app = create_app(config, clock=clock)
     ctx = Context(config, redis_conn, clock=clock, sleep=lambda seconds: None)

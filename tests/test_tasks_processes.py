@@ -8,17 +8,16 @@ import time
 import pytest
 
 from app import create_app
-from data import calls
+from data import calls, residents
 from data import db as store
 from data import helpers as helper_store
-from data import residents
 from data import tasks as task_store
 from ivr.db import close_all
 from queue_workers import tasks as engine
 from queue_workers.context import Context
 from tests import processes
 from tests.centre import HELPER_LINE, SON, SUPERVISOR
-from tests.conftest import BASE_URL, CHEN, SOS, PhoneCall, post_signed
+from tests.conftest import CHEN, SOS, PhoneCall
 
 LIN = {"id": "h01", "name": "林芳", "phone": "+8613700130001"}
 
