@@ -219,7 +219,7 @@ def test_a_cell_spanning_lines_keeps_later_line_numbers_right(db):
 def test_empty_file_and_header_only(db):
     assert rejected(import_residents, db, io.BytesIO(b"\xef\xbb\xbf\n\n")) == [
         "line 1: the file is empty: it needs a header row (phone, name, birth_date, community, "
-        "address, gender, category, medical_notes, dialect, lives_alone, free_minutes)"
+        "address, gender, category, medical_notes, dialect, lives_alone, free_minutes, care)"
     ]
     result = import_operators(db, io.StringIO("id,name,phone,skills\n"))
     assert (result.created, result.updated) == (0, 0)
@@ -711,3 +711,33 @@ def test_every_rejection_is_also_said_in_chinese(db, content):
         import_residents(db, io.BytesIO(content.encode("utf-8")))
     for error in rejected.value.errors:
         assert error.zh and not error.zh.isascii(), error
+
+
+def test_residents_care_schedule_column(db, tmp_path):
+    path = tmp_path / "care.csv"
+    path.write_text(
+        "phone,name,birth_date,community,address,lives_alone,care\n"
+        "13800138001,甲,1940-01-01,东关社区,东关路1号,1,\n"
+        "13800138002,乙,1940-01-01,东关社区,东关路2号,0,周一;周四\n"
+        "13800138003,丙,1940-01-01,东关社区,东关路3号,1,不打\n",
+        encoding="utf-8",
+    )
+    import_residents(db, path, today=TODAY)
+    care = {r["phone"][-1]: r["care"] for r in db.query("SELECT phone, care FROM residents")}
+    assert care == {"1": "daily", "2": "mon;thu", "3": "none"}
+    # Re-imported without the column's value: an existing resident keeps theirs.
+    path.write_text(
+        "phone,name,birth_date,community,address,care\n"
+        "13800138002,乙,1940-01-01,东关社区,东关路2号,\n",
+        encoding="utf-8",
+    )
+    import_residents(db, path, today=TODAY)
+    assert residents.by_phone(db, "+8613800138002")["care"] == "mon;thu"
+    path.write_text(
+        "phone,name,birth_date,community,address,care\n"
+        "13800138004,丁,1940-01-01,东关社区,东关路4号,sometimes\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejected) as rejected:
+        import_residents(db, path, today=TODAY)
+    assert "line 2: care 'sometimes' is not a care schedule" in str(rejected.value)
