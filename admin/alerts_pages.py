@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -37,7 +38,7 @@ def index() -> ResponseReturnValue:
     names = operators.names(db)
     return render_template(
         "admin/alerts.html",
-        rows=[(row, timeline.alert_entry(row, names)) for row in rows],
+        rows=[(row, *_entry(row, names)) for row in rows],
         total=total,
         open_only=open_only,
         open_total=total if open_only else alerts.open_count(db),
@@ -45,6 +46,14 @@ def index() -> ResponseReturnValue:
         pages=max(1, -(-total // PER_PAGE)),
         labels=labels,
     )
+
+
+def _entry(alert: dict[str, Any], names: dict[str, str]) -> tuple[timeline.Entry, int | None]:
+    """An alert's words, and the task (派单) it is about: linked, not said as a detail."""
+    detail = dict(alert.get("detail") or {})
+    task = detail.pop("task", None)
+    entry = timeline.alert_entry({**alert, "detail": detail}, names)
+    return entry, task if isinstance(task, int) else None
 
 
 @bp.post("/alerts/<int:alert_id>/ack")

@@ -13,6 +13,7 @@ from flask_login import current_user
 from admin import labels, timeline
 from admin.auth import require
 from data import call_log, calls, csv_export, ledger, operators, residents
+from data import tasks as task_store
 from data.db import isoformat
 from data.operators import all_operators
 from ivr import phones
@@ -137,6 +138,7 @@ def detail(sid: str) -> ResponseReturnValue:
         contacts=contacts,
         timeline=entries,
         charged=charged,
+        tasks=task_store.for_call(db, row["call_sid"]),
         names=names,
         labels=labels,
         ledger=ledger,

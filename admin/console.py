@@ -1,4 +1,5 @@
-"""The operator console: presence buttons and the screen pop of the caller being offered."""
+"""The operator console: presence buttons, the screen pop of the caller being offered, and
+sending a helper (派单): 派助老员上门 for an SOS call, 登记服务需求 for a known caller."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from flask_login import current_user
 
 from admin import labels
 from admin.auth import audit, require
-from data import operators, residents
+from data import calls, operators, residents
+from data import tasks as task_store
 from data.db import isoformat
+from data.tasks import Source, TaskPriority
 from ivr import queueing
 from ivr.db import get_db
 from ivr.importer import age
 from ivr.quota import LOCAL
+from queue_workers import tasks as engine
 from queue_workers.switchboard import MANUAL_STATES, OperatorState, Switchboard, op_target
 
 bp = Blueprint("console", __name__)
@@ -39,6 +43,14 @@ LIVE_CALL_STATES = frozenset({"offered", "accepted", "connected"})
 # How far back a call answered but never ended may still be someone's current call, when
 # Redis has no record of it (lost with Redis): longer than any real conversation.
 ANSWERED_WITHIN = timedelta(hours=3)
+# After a call ends its operator may still send a helper (during wrap-up, after a word with
+# the family): the console keeps offering it for calls they answered this recently.
+AFTER_CALL = timedelta(minutes=30)
+NEEDS = labels.TASK_NEEDS
+UNFINISHED = frozenset(state.value for state in task_store.UNFINISHED)
+NOT_YOURS = "这通电话已不在您的接线台上，不能从这里派单。"
+NOT_SOS = "只有紧急求助来电才能派助老员紧急上门。"
+NO_RESIDENT = "来电号码没有登记老人，无法派助老员上门。请告知主管安排。"
 
 
 def _operator() -> dict[str, Any] | None:
@@ -139,7 +151,70 @@ def screen_pop(sid: str) -> dict[str, Any]:
             [resident["id"]],
         )
     ]
+    pop["open_tasks"] = [
+        {
+            "id": task["id"],
+            "need": NEEDS(task["need"]),
+            "state": labels.TASK_STATES(task["state"]),
+            "helper": task["helper_name"] or "",
+        }
+        for task in task_store.for_resident(db, resident["id"])
+        if task["state"] in UNFINISHED
+    ]
     return pop
+
+
+def is_sos(call: dict[str, Any]) -> bool:
+    """An SOS call, or a hotline call that became one."""
+    return call.get("line") == "sos" or bool(call.get("became_sos"))
+
+
+def sos_call(op_id: str, current: str | None, now: datetime) -> dict[str, Any] | None:
+    """The call 派助老员上门 is for: the current call if it is an SOS call, else the last SOS
+    call the operator answered within ``AFTER_CALL``."""
+    db = get_db()
+    row = calls.get(db, current) if current else None
+    if row and is_sos(row):
+        return row
+    sql = (
+        "SELECT * FROM calls WHERE operator_id = ? AND answered_at >= ?"
+        " AND (line = 'sos' OR became_sos = 1) ORDER BY answered_at DESC LIMIT 1"
+    )
+    return next(iter(db.query(sql, [op_id, isoformat(now - AFTER_CALL)])), None)
+
+
+def sos_offer(call: dict[str, Any], current: str | None) -> dict[str, Any]:
+    """What the 派助老员上门 button says about its call, and the task already sent for it."""
+    sent = [
+        task
+        for task in task_store.for_call(get_db(), call["call_sid"])
+        if task["source"] == Source.SOS.value and task["state"] in UNFINISHED
+    ]
+    which = "当前紧急求助来电" if call["call_sid"] == current else "刚才的紧急求助来电"
+    number = call.get("from_number") or "未显示号码"
+    return {
+        "sid": call["call_sid"],
+        "title": f"{which}：{number}（{labels.local_time(call['started_at'])}）",
+        "task": (
+            f"已派单：{sent[0]['id']}号任务，{labels.TASK_STATES(sent[0]['state'])}" if sent else ""
+        ),
+    }
+
+
+def my_call(record: dict[str, Any], sid: str) -> dict[str, Any] | None:
+    """The call ``sid`` if it is on the operator's console: their current call, or one they
+    answered within ``AFTER_CALL``."""
+    now = current_app.config["CLOCK"]()
+    board = queueing.context().board
+    row = calls.get(get_db(), sid) if sid else None
+    if row is None:
+        return None
+    if sid == current_call(record["id"], board.operator(record["id"]), board, now):
+        return row
+    answered = row["answered_at"] or ""
+    if row["operator_id"] == record["id"] and answered >= isoformat(now - AFTER_CALL):
+        return row
+    return None
 
 
 def _date(value: str | None) -> date | None:
@@ -154,12 +229,15 @@ def snapshot(record: dict[str, Any]) -> dict[str, Any]:
     board = queueing.context().board
     live = board.operator(record["id"])
     state = live.get("state") or OperatorState.OFFLINE.value
-    sid = current_call(record["id"], live, board, current_app.config["CLOCK"]())
+    now = current_app.config["CLOCK"]()
+    sid = current_call(record["id"], live, board, now)
+    sos = sos_call(record["id"], sid, now)
     return {
         "operator": {"id": record["id"], "name": record["name"]},
         "state": state,
         "state_name": STATE_NAMES(state),
         "call": screen_pop(sid) if sid else None,
+        "sos_call": sos_offer(sos, sid) if sos else None,
     }
 
 
@@ -175,6 +253,7 @@ def index() -> ResponseReturnValue:
         missing=None,
         live=snapshot(record),
         buttons=[("available", "上班/空闲"), ("away", "离开"), ("offline", "下班")],
+        needs=NEEDS,
     )
 
 
@@ -214,3 +293,62 @@ def set_state() -> ResponseReturnValue:
     else:
         audit("operator_state", operator=record["id"], old=old, new=state.value)
     return jsonify(snapshot(record)) if wants_json else (redirect(url_for(".index")), 303)
+
+
+@bp.post("/console/sos-visit")
+@require("operator", "supervisor")
+def sos_visit() -> ResponseReturnValue:
+    """派助老员上门: an emergency visit to the resident of the operator's (last) SOS call."""
+    record = _operator()
+    if record is None:
+        flash(NO_OPERATOR, "error")
+        return redirect(url_for(".index")), 303
+    sid = (request.form.get("call") or "")[:64]
+    call = my_call(record, sid)
+    if call is None or not is_sos(call):
+        flash(NOT_YOURS if call is None else NOT_SOS, "error")
+        return redirect(url_for(".index")), 303
+    try:
+        task_id = engine.sos_visit(queueing.context(), sid, by=current_user.name)
+    except LookupError:
+        flash(NO_RESIDENT, "error")
+    else:
+        audit("task_sos_visit", task=task_id, call=sid)
+        flash(f"已派助老员上门：{task_id}号任务，正在联系助老员。", "ok")
+    return redirect(url_for(".index")), 303
+
+
+@bp.post("/console/task")
+@require("operator", "supervisor")
+def add_task() -> ResponseReturnValue:
+    """登记服务需求: a visit for the resident of the operator's call (emergency -> urgent)."""
+    record = _operator()
+    if record is None:
+        flash(NO_OPERATOR, "error")
+        return redirect(url_for(".index")), 303
+    sid = (request.form.get("call") or "")[:64]
+    need = request.form.get("need") or ""
+    call = my_call(record, sid)
+    resident = (
+        residents.get(get_db(), call["resident_id"]) if call and call["resident_id"] else None
+    )
+    if need not in NEEDS:
+        flash("请选择服务需求。", "error")
+    elif call is None:
+        flash(NOT_YOURS, "error")
+    elif resident is None:
+        flash("来电号码没有登记老人，不能登记服务需求。", "error")
+    else:
+        emergency = need == "emergency"
+        task_id = engine.create(
+            queueing.context(),
+            need=need,
+            priority=TaskPriority.EMERGENCY if emergency else TaskPriority.NORMAL,
+            source=Source.CONSOLE,
+            resident=resident,
+            call_sid=sid,
+            created_by=current_user.name,
+        )
+        audit("task_create", task=task_id, need=need, call=sid)
+        flash(f"已登记{NEEDS[need]}：{task_id}号任务，正在联系助老员。", "ok")
+    return redirect(url_for(".index")), 303

@@ -61,7 +61,13 @@ class Labels(Mapping[str, str]):
 LINES = Labels(
     "line",
     "未知线路",
-    {"sos": "SOS紧急呼叫", "hotline": "服务热线", "shortcut": "亲情电话", "unknown": "未知线路"},
+    {
+        "sos": "SOS紧急呼叫",
+        "hotline": "服务热线",
+        "shortcut": "亲情电话",
+        "helper": "助老员专线",
+        "unknown": "未知线路",
+    },
 )
 # A hotline call that became an SOS call (key 1, or "救命"): counted with the SOS calls.
 HOTLINE_SOS = "热线转紧急"
@@ -153,6 +159,97 @@ SKILLS = Labels(
 )
 # What a helper (助老员) can be sent to do; the roster CSV may use the same names.
 HELPER_SKILLS = Labels("helper skill", "未知技能", HELPER_SKILL_NAMES)
+# Tasks (派单, data/tasks.py): a task's need is one of the helpers' skills.
+TASK_NEEDS = HELPER_SKILLS
+TASK_STATES = Labels(
+    "task state",
+    "未知状态",
+    {
+        "pending": "待派单",
+        "offered": "已派出/待接单",
+        "accepted": "已接单",
+        "arrived": "已到达",
+        "done": "已完成",
+        "cancelled": "已取消",
+    },
+)
+TASK_PRIORITIES = Labels("task priority", "未知优先级", {"emergency": "紧急", "normal": "普通"})
+TASK_SOURCES = Labels(
+    "task source",
+    "未知来源",
+    {"hotline": "热线", "console": "接线台", "sos": "SOS", "care": "关怀电话"},
+)
+# Each offer of a task to a helper (``task_offers.state``).
+OFFER_STATES = Labels(
+    "task offer state",
+    "未知结果",
+    {
+        "ringing": "呼叫中",
+        "answered": "已接听，未按键",
+        "accepted": "接单",
+        "declined": "不能去",
+        "no_answer": "未接听",
+        "machine": "答录机接听",
+        "failed": "未能拨通",
+        "expired": "超时收回",
+    },
+)
+FOLLOWUP_STATES = Labels(
+    "follow-up state",
+    "未知状态",
+    {"scheduled": "待回访", "calling": "回访中", "answered": "已回访", "unreached": "未联系上"},
+)
+FOLLOWUP_ANSWERS = Labels(
+    "follow-up answer",
+    "未知回答",
+    {"satisfied": "满意", "unsatisfied": "不满意", "again": "还要人帮忙"},
+)
+# Why a task is on the supervisors' list after its follow-up call.
+ATTENTION = Labels(
+    "attention",
+    "未知原因",
+    {"unsatisfied": "老人不满意", "again": "老人还要人帮忙", "unreached": "回访未联系上"},
+)
+# How a helper reported arriving or finishing.
+TASK_VIA = Labels(
+    "task report", "未知方式", {"arrival_check": "到达确认电话", "helper_line": "助老员专线"}
+)
+TASK_EVENTS = Labels(
+    "task event",
+    "未知事件",
+    {
+        "created": "创建任务",
+        "offered": "派给助老员",
+        "sms_sent": "短信已发",
+        "sms_failed": "短信失败",
+        "declined": "助老员不能去",
+        "no_answer": "助老员未接",
+        "machine": "答录机接听",
+        "failed": "派单电话失败",
+        "expired": "派单超时收回",
+        "accepted": "助老员接单",
+        "helper_told": "已发任务详情",
+        "new_round": "新一轮派单",
+        "no_helper": "无助老员可派",
+        "unaccepted": "无人接单",
+        "redispatch": "重新派单",
+        "call_failed": "电话未能拨出",
+        "arrival_check": "到达确认电话",
+        "on_the_way": "助老员在路上",
+        "not_arrived": "助老员未到达",
+        "arrived": "已到达",
+        "done": "已完成",
+        "given_back": "助老员退回任务",
+        "cancelled": "任务已取消",
+        "followup_scheduled": "安排回访",
+        "followup_call": "回访电话",
+        "followup_answered": "老人接听回访",
+        "followup_answer": "回访结果",
+        "followup_unanswered": "回访未接通",
+        "followup_unreached": "回访未联系上",
+        "attention_cleared": "主管已处理",
+    },
+)
 REASONS = Labels(
     "reason",
     "未知原因",
@@ -169,6 +266,8 @@ REASONS = Labels(
         "after_service_request": "登记服务后转人工",
         "no_callback_number": "登记服务，来电号码未显示",
         "unknown_line": "拨打的号码不是本中心线路",
+        "helper_line": "助老员专线来电",
+        "followup": "服务回访，老人还需要帮忙",
         # why the family line could not dial
         "not_registered": "号码未开通亲情电话",
         "no_contacts": "没有设置亲情号码",
@@ -185,6 +284,13 @@ REASONS = Labels(
         "abandoned": "紧急求助老人挂断",
         "operator_away": "接线员连续未接",
         "missed calls": "接线员连续未接",
+        # what a text about a task (派单) was for (queue_workers/tasks.py)
+        "offer": "派单通知",
+        "accepted": "接单后的任务详情",
+        "family": "告知家属助老员在路上",
+        "task_unaccepted": "任务无人接单",
+        "task_no_helper": "无助老员可派",
+        "task_not_arrived": "助老员未到达",
     },
 )
 # Who settled the minutes of a family call.
@@ -287,6 +393,9 @@ EVENTS = Labels(
         "unknown_line": "未知号码",
         "queue_unavailable": "排队系统不可用",
         "fallback_answered": "备用地址接听",
+        "helper_unknown": "未登记号码打助老员专线",
+        "helper_line": "助老员来电",
+        "followup_of": "回访转人工",
     },
 )
 
@@ -306,6 +415,9 @@ ALERT_KINDS = Labels(
         "bridge_failed": "接通失败",
         "sos_fallback": "紧急求助由备用地址接听（请核实值班电话已接通）",
         "redis_recovered": "排队系统数据丢失后，已从数据库恢复排队来电和接线员状态",
+        "task_unaccepted": "任务无人接单",
+        "task_no_helper": "无助老员可派",
+        "task_not_arrived": "助老员未到达",
     },
 )
 
@@ -352,6 +464,9 @@ DETAIL_KEYS = Labels(
         "accepted": "已按1接听",
         "calls": "来电",
         "callbacks": "待回拨",
+        "helper": "助老员",
+        "task": "任务",
+        "resident": "老人",
     },
 )
 

@@ -23,6 +23,7 @@ from admin import labels
 from admin.auth import audit, now_iso, require
 from admin.requests_pages import STATUSES, TYPES
 from data import admin_queries, residents
+from data import tasks as task_store
 from data.residents import SUBSIDY_CATEGORIES
 from ivr import importer, phones
 from ivr.db import get_db
@@ -162,7 +163,7 @@ def index() -> ResponseReturnValue:
 @bp.get("/residents/<int:resident_id>")
 @require("supervisor")
 def card(resident_id: int) -> ResponseReturnValue:
-    """A resident's card: every field, contacts, recent calls and service requests."""
+    """A resident's card: every field, contacts, recent calls, service requests and tasks."""
     resident = _resident(resident_id)
     db = get_db()
     return render_template(
@@ -172,6 +173,7 @@ def card(resident_id: int) -> ResponseReturnValue:
         contacts=residents.contacts(db, resident_id),
         calls=admin_queries.resident_calls(db, resident_id),
         requests=admin_queries.resident_requests(db, resident_id),
+        tasks=task_store.for_resident(db, resident_id),
         genders=GENDERS,
         labels=labels,
         request_types=TYPES,

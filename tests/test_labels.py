@@ -126,6 +126,9 @@ SAMPLES: dict[str, list[dict]] = {
     "fallback_answered": [
         {"line": "sos", "error_code": "11200", "error_url": "https://ivr.example.org/twilio/voice"}
     ],
+    "helper_unknown": [{"from": "+8613911112222"}],
+    "helper_line": [{"helper": "h01"}],
+    "followup_of": [{"task": 12}],
 }
 ALERT_SAMPLES = {
     "sos_callback_unanswered": {"attempts": 3},
@@ -136,6 +139,9 @@ ALERT_SAMPLES = {
     "no_sos_operator": {},
     "sos_fallback": {"line": "sos", "error_code": "11200", "error_url": "https://x.example/v"},
     "redis_recovered": {"operators": 2, "calls": 1, "callbacks": 0},
+    "task_unaccepted": {"task": 12, "resident": "陈国强"},
+    "task_no_helper": {"task": 12, "resident": "陈国强"},
+    "task_not_arrived": {"task": 12, "resident": "+8613800138000"},
 }
 
 

@@ -59,6 +59,25 @@
     box.appendChild(
       list("未完成的服务单", call.open_requests, (s) => s.at + " " + s.type + (s.callback ? "（要求回电）" : ""))
     );
+    box.appendChild(
+      list("未完成的派单", call.open_tasks, (t) => t.id + "号 " + t.need + " " + t.state + (t.helper ? " 助老员" + t.helper : ""))
+    );
+  }
+
+  // The forms stay in the page (a need being chosen is kept); only their call changes.
+  function renderForms(data) {
+    const sos = document.getElementById("sos-visit");
+    const offer = data.sos_call;
+    sos.hidden = !offer;
+    if (offer) {
+      sos.elements.call.value = offer.sid;
+      document.getElementById("sos-visit-call").textContent = offer.title;
+      document.getElementById("sos-visit-task").textContent = offer.task;
+    }
+    const need = document.getElementById("need-form");
+    const call = data.call;
+    need.hidden = !(call && call.resident);
+    if (call) need.elements.call.value = call.sid;
   }
 
   function render(data) {
@@ -69,6 +88,7 @@
     error.textContent = data.error || "";
     error.hidden = !data.error;
     renderCall(data.call);
+    renderForms(data);
   }
 
   function poll() {
