@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 import pytest
 from twilio.twiml.voice_response import VoiceResponse
 
-from callflows import helpers, hotline, operator, prompts, shortcut, sos, waiting
+from callflows import care, helpers, hotline, operator, prompts, shortcut, sos, waiting
 from callflows.operator import Reason
 from callflows.voice import absolute_links, say, say_rate, say_seconds, speak, speech_seconds
 from callflows.waiting import Queue
@@ -126,6 +126,14 @@ def documents(settings: Settings) -> Iterator[tuple[str, VoiceResponse]]:
             yield f"follow-up {need} {title}", helpers.followup(title, need, action, style)
     for text in (prompts.FOLLOWUP_THANKS, prompts.FOLLOWUP_SORRY):
         yield f"follow-up {text.key}", helpers.said_and_done(text, style)
+    for title in ("陈依伯", "欧阳老人家"):
+        for morning in (True, False):
+            action = links("/ivr/care/key", care=1, attempt=1)
+            yield f"care call {title} {morning}", care.question(title, morning, action, style)
+    yield "care fine", care.fine(style)
+    yield "care chat task", care.chat_task(style)
+    for text in (prompts.CARE_TO_PERSON, prompts.CARE_SILENT, prompts.HOTLINE_CALLBACK_GREETING):
+        yield f"care {text.key}", speak([text], style)
 
 
 def sentences(text: str) -> list[str]:
