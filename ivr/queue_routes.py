@@ -63,7 +63,7 @@ def send_to_sos(
             queue=Queue.SOS.value,
             priority=Priority.SOS,
             dialect=resident["dialect"] if resident else None,
-            since_ms=arrived_ms or queueing.arrival_ms(call.now),
+            since_ms=arrived_ms or queueing.arrival(call.now),
             origin=origin,
             caller=(field("To") if origin else call.caller) or "",
             line=(field("From") if origin else call.number) or "",
@@ -104,7 +104,7 @@ def to_operator(
             queue=Queue.SERVICE.value,
             priority=priority,
             dialect=resident["dialect"] if resident else None,
-            since_ms=queueing.arrival_ms(call.now),
+            since_ms=queueing.arrival(call.now),
             reason=reason,
         )
     except RedisError:

@@ -57,7 +57,7 @@ def wait_for_person(
     queue: str,
     priority: Priority,
     dialect: str | None,
-    since_ms: int,
+    since_ms: int | None,
     origin: str = "",
     caller: str = "",
     line: str = "",
@@ -65,14 +65,17 @@ def wait_for_person(
 ) -> int:
     """Put a caller in line for an operator and wake a worker; return the position.
 
-    An SOS call also gets its escalation and duty-stage timers, counted from ``since_ms``.
+    ``since_ms`` None: the caller arrives now, on the switchboard's clock. An SOS call also
+    gets its escalation and duty-stage timers, counted from its arrival, in the same script
+    (one round trip; a second only when this call must queue the dispatch job).
     ``reason`` (why the caller wants a person) stays with the call for the whisper.
 
     Raises ``redis.RedisError`` when Redis is unreachable: the caller must then be sent
     straight to the duty phones.
     """
     ctx = context()
-    added, position = ctx.board.add_call(
+    sos = priority is Priority.SOS
+    arrival = ctx.board.arrive(
         sid,
         queue=queue,
         priority=priority,
@@ -83,18 +86,19 @@ def wait_for_person(
         caller=caller,
         line=line,
         reason=reason,
+        escalate_ms=ctx.settings.sos_escalate_seconds * 1000 if sos else None,
+        duty_ms=ctx.settings.sos_fallback_seconds * 1000 if sos else None,
+        wake_px=offers.PENDING_MS,
     )
-    if added:
-        if priority is Priority.SOS:
-            now = ctx.board.now()
-            waited = now - since_ms
-            for kind, after in (
-                ("escalate", ctx.settings.sos_escalate_seconds),
-                ("duty", ctx.settings.sos_fallback_seconds),
-            ):
-                ctx.board.schedule(f"{kind}|{sid}", max(0, after * 1000 - waited), now=now)
-        offers.wake_dispatch(ctx, priority)
-    return position
+    if arrival.wake:
+        ctx.enqueue(priority, offers.dispatch)
+    return arrival.position
+
+
+def arrival(moment: datetime) -> int | None:
+    """When a call arrives, for ``wait_for_person``: None (now, on Redis's clock, read in the
+    switchboard's own script) unless the app keeps its own clock (tests moving time)."""
+    return None if context().redis_time else millis(moment)
 
 
 def workers_alive() -> bool:

@@ -19,7 +19,7 @@ from ivr.rest import make_client
 from queue_workers import context
 from queue_workers.context import Context
 from queue_workers.record import event
-from queue_workers.switchboard import Offer, Priority, Stage, split_target
+from queue_workers.switchboard import DISPATCH_PENDING, Offer, Priority, Stage, split_target
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,7 @@ REST_BACKOFF = (0.0, 0.25, 0.75, 2.0)
 DISPATCH_BATCH = 20
 # Legs placed at once for a ring-all round (the provider queues what exceeds its call rate).
 PARALLEL_LEGS = 16
-# Set while a dispatch job is queued and not yet started; expires in case it is lost.
-DISPATCH_PENDING = "cc:dispatch-pending"
+# The dispatch-pending mark (``switchboard.DISPATCH_PENDING``) expires in case its job is lost.
 PENDING_MS = 2000
 # A new ring-all round starts this long after the last one ended.
 ROUND_PAUSE_MS = 1000
@@ -43,7 +42,8 @@ _local = threading.local()
 def dispatch(limit: int = DISPATCH_BATCH) -> int:
     """Offer waiting calls to available operators until one side runs out; return offers made."""
     ctx = context.current()
-    # From here on, a call that arrives needs a dispatch of its own (see ``wake_dispatch``).
+    # From here on, a call that arrives queues a dispatch of its own (``Switchboard.arrive``;
+    # a burst of calls costs one job, and the timekeeper's nudge covers a lost one).
     ctx.redis.delete(DISPATCH_PENDING)
     made = 0
     while made < limit:
@@ -56,16 +56,6 @@ def dispatch(limit: int = DISPATCH_BATCH) -> int:
     # More may be possible: let another job (maybe on another worker) continue.
     ctx.enqueue(Priority.SOS, dispatch)
     return made
-
-
-def wake_dispatch(ctx: Context, priority: Priority) -> None:
-    """Queue a dispatch unless one is queued and has not started yet (it will see this call).
-
-    A burst of calls then costs one RQ job, not one each; were that job lost with its worker,
-    the timekeeper's nudge dispatches within a second.
-    """
-    if ctx.redis.set(DISPATCH_PENDING, 1, nx=True, px=PENDING_MS):
-        ctx.enqueue(priority, dispatch)
 
 
 def next_round(sid: str) -> None:

@@ -19,7 +19,11 @@ Keys (prefix ``cc:``): ``waiting`` (zset of CallSids by priority then arrival), 
 ``sid:<target>`` -> the leg's CallSid), ``op:<id>`` (hash), ``available`` (zset of operator
 ids by idle-since), ``offers`` (zset of ``sid|token`` by deadline), ``timers`` (zset of
 ``kind|arg`` by due time), ``callbacks`` (zset of abandoned SOS calls awaiting a callback,
-by hang-up time), ``presence`` and ``journal`` (streams for the store).
+by hang-up time), ``presence`` and ``journal`` (streams for the store), ``dispatch-pending``
+(set while a dispatch job is queued and has not started: a burst of new calls queues one).
+
+A new call is one script (``arrive``): its place in line, its SOS timers and whether it must
+queue a dispatch job, on Redis's own clock (``TIME`` inside the script) — one round trip.
 
 A caller who hangs up before anyone pressed 1 on an SOS call arms the ``abandoned|<sid>``
 timer in the same script that marks the call gone, so the callback decision is recorded before
@@ -40,6 +44,8 @@ WAITING = PREFIX + "waiting"
 AVAILABLE = PREFIX + "available"
 OFFERS = PREFIX + "offers"
 TIMERS = PREFIX + "timers"
+# Set while a dispatch job is queued and not yet started (``Switchboard.arrive`` sets it).
+DISPATCH_PENDING = PREFIX + "dispatch-pending"
 OPERATORS = PREFIX + "operators"
 PRESENCE = PREFIX + "presence"
 JOURNAL = PREFIX + "journal"
@@ -245,27 +251,56 @@ end
 _ADD_CALL = (
     _LIB
     + """
--- ARGV: sid, queue, priority, need, dialect, since_ms, now, score, origin, caller, line,
--- reason (optional: why the caller wants a person, for the whisper)
+-- ARGV: sid, queue, priority, need, dialect, since_ms, now, band, origin, caller, line,
+-- reason (why the caller wants a person, for the whisper), escalate_ms, duty_ms, wake_px.
+-- An empty now is Redis's TIME; an empty since_ms is now (the caller arrives now). With
+-- escalate_ms / duty_ms the new call's escalation and duty-stage timers are armed, counted
+-- from since_ms; with wake_px the dispatch-pending mark is set (NX) and returned as 1 when
+-- this call must queue a dispatch job. One round trip for everything a new call needs.
+local now
+if (ARGV[7] or '') == '' then
+  redis.replicate_commands()
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = tonumber(ARGV[7])
+end
+local since = now
+if (ARGV[6] or '') ~= '' then since = tonumber(ARGV[6]) end
+local since_text = string.format('%d', since)
 local key = call_key(ARGV[1])
 local state = redis.call('HGET', key, 'state')
 if state and state ~= 'gone' and state ~= 'done' then
   local rank = redis.call('ZRANK', P .. 'waiting', ARGV[1])
-  return {0, rank and (rank + 1) or 0}
+  return {0, rank and (rank + 1) or 0, 0, since_text}
 end
-if state then return {0, 0} end
+if state then return {0, 0, 0, since_text} end
 -- Arrival order within one millisecond comes from a per-millisecond counter (FIFO for up to
 -- 64 calls in the same millisecond).
-local seq_key = P .. 'seq:' .. ARGV[6]
+local seq_key = P .. 'seq:' .. since_text
 local seq = redis.call('INCR', seq_key)
 if seq == 1 then redis.call('PEXPIRE', seq_key, 2000) end
-local score = string.format('%d', tonumber(ARGV[8]) * SEQ + math.min(seq - 1, SEQ - 1))
+local score = string.format('%d', (tonumber(ARGV[8]) + since) * SEQ + math.min(seq - 1, SEQ - 1))
 redis.call('HSET', key, 'sid', ARGV[1], 'queue', ARGV[2], 'priority', ARGV[3], 'need', ARGV[4],
-           'dialect', ARGV[5], 'since', ARGV[6], 'score', score, 'state', 'waiting',
-           'offer', 0, 'targets', '', 'added', ARGV[7], 'origin', ARGV[9], 'stage', '',
-           'extra', '', 'caller', ARGV[10], 'line', ARGV[11], 'reason', ARGV[12] or '')
+           'dialect', ARGV[5], 'since', since_text, 'score', score, 'state', 'waiting',
+           'offer', 0, 'targets', '', 'added', string.format('%d', now), 'origin', ARGV[9],
+           'stage', '', 'extra', '', 'caller', ARGV[10], 'line', ARGV[11],
+           'reason', ARGV[12] or '')
 redis.call('ZADD', P .. 'waiting', score, ARGV[1])
-return {1, redis.call('ZRANK', P .. 'waiting', ARGV[1]) + 1}
+local waited = now - since
+if (ARGV[13] or '') ~= '' then
+  local at = now + math.max(0, tonumber(ARGV[13]) - waited)
+  redis.call('ZADD', P .. 'timers', string.format('%d', at), 'escalate|' .. ARGV[1])
+end
+if (ARGV[14] or '') ~= '' then
+  local at = now + math.max(0, tonumber(ARGV[14]) - waited)
+  redis.call('ZADD', P .. 'timers', string.format('%d', at), 'duty|' .. ARGV[1])
+end
+local wake = 0
+if (ARGV[15] or '') ~= '' then
+  if redis.call('SET', P .. 'dispatch-pending', 1, 'NX', 'PX', ARGV[15]) then wake = 1 end
+end
+return {1, redis.call('ZRANK', P .. 'waiting', ARGV[1]) + 1, wake, since_text}
 """
 )
 
@@ -584,6 +619,17 @@ return due
 """
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """What putting a call in line did: new?, its position, must it wake a dispatch, and when
+    it arrived (ms on the switchboard's clock)."""
+
+    added: bool
+    position: int
+    wake: bool
+    since_ms: int
+
+
 class Switchboard:
     """The call centre's live state in Redis; ``now`` is milliseconds from the given clock."""
 
@@ -720,23 +766,64 @@ class Switchboard:
         ``reason`` is why the caller wants a person (``callflows.operator.Reason``), the
         first thing the person rung for the call hears.
         """
-        score = int(priority) * BAND + since_ms
-        added, position = self._run(
+        arrival = self.arrive(
+            sid,
+            queue=queue,
+            priority=priority,
+            need=need,
+            dialect=dialect,
+            since_ms=since_ms,
+            origin=origin,
+            caller=caller,
+            line=line,
+            reason=reason,
+        )
+        return arrival.added, arrival.position
+
+    def arrive(
+        self,
+        sid: str,
+        *,
+        queue: str,
+        priority: Priority,
+        need: str,
+        dialect: str,
+        since_ms: int | None = None,
+        origin: str = "",
+        caller: str = "",
+        line: str = "",
+        reason: str = "",
+        escalate_ms: int | None = None,
+        duty_ms: int | None = None,
+        wake_px: int = 0,
+    ) -> Arrival:
+        """``add_call`` and everything a new call needs, in one script (one round trip).
+
+        ``since_ms`` None: the call arrives now, on the switchboard's clock. ``escalate_ms``
+        and ``duty_ms`` arm a new SOS call's timers (counted from its arrival); ``wake_px``
+        sets the dispatch-pending mark for that long and says whether this call must queue
+        the dispatch job (``Arrival.wake``).
+        """
+        now = "" if self.clock is None else self.now()
+        added, position, wake, since = self._run(
             "add",
             sid,
             queue,
             int(priority),
             need,
             dialect or "",
-            since_ms,
-            self.now(),
-            score,
+            "" if since_ms is None else since_ms,
+            now,
+            int(priority) * BAND,
             origin,
             caller,
             line,
             reason,
+            "" if escalate_ms is None else escalate_ms,
+            "" if duty_ms is None else duty_ms,
+            wake_px or "",
         )
-        return bool(added), int(position)
+        return Arrival(bool(added), int(position), bool(wake), int(since))
 
     def call(self, sid: str) -> dict[str, str]:
         """One call's hash (empty when unknown)."""
