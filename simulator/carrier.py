@@ -1,7 +1,8 @@
 """A scripted carrier for many calls at once: the load and concurrency tests' Twilio.
 
 It plays the network by Twilio's rules without knowing the app's URL paths (beyond the voice
-and status webhooks configured on its numbers):
+and status webhooks configured on its numbers, and the calls of helpers' tasks, told apart as
+the terminal phone tells them, ``TASK_CALL_PATHS``):
 
 - a caller placed on the app waits in ``<Enqueue>`` (or alone in a ``<Conference>``) until a
   worker redirects it through the REST API, noticed in the REST stand-in;
@@ -12,7 +13,12 @@ and status webhooks configured on its numbers):
   a call from it is a callback: the ``callback`` policy answers it (or never) and it is then
   followed like a new caller. To any other number it rings a person's phone: ``answer``
   decides when, ``voicemail`` whether a machine picks up; an answered person hears the
-  whisper, presses 1 and joins the ``<Dial><Conference>`` room it is given;
+  whisper, presses the keys ``keys`` chooses (1) and joins the ``<Dial><Conference>`` room it
+  is given;
+- a task's call rings a helper (a task offered, an arrival check: ``helper`` decides when) or a
+  resident after a visit (the follow-up: ``followup`` decides when); ``voicemail`` and ``keys``
+  apply as above (1 accepts a task, says the helper arrived, is satisfied; 2 declines …). A
+  follow-up that puts the resident through to a person is then followed like a new caller;
 - a caller and an operator leg in the same room talk for ``talk_seconds``; then the operator
   hangs up, and a room joined with ``endConferenceOnExit="true"`` ends for everyone in it;
 - a leg ends ``no-answer`` after its ``timeout``, or when the app ends it through the REST API
@@ -34,8 +40,9 @@ from enum import StrEnum
 from typing import Any
 from xml.etree import ElementTree
 
-from simulator.phone import STATUS_PATH, VOICE_PATH
+from simulator.phone import STATUS_PATH, VOICE_PATH, task_call
 from simulator.rest_api import FINAL_CALL_STATUSES, HOOK_PREFIX, RestStandIn
+from simulator.users import LegKind
 
 # (status, body) for a signed POST of ``params`` to an absolute ``url``.
 Post = Callable[[str, dict[str, str]], tuple[int, str]]
@@ -43,6 +50,9 @@ Post = Callable[[str, dict[str, str]], tuple[int, str]]
 AnswerPolicy = Callable[[str], float | None]
 # For a phone number: True when its voicemail (a machine) picks up instead of a person.
 VoicemailPolicy = Callable[[str], bool]
+# For a phone number: the keys its person presses at the first question of a call the app
+# placed to it ("" presses nothing).
+KeysPolicy = Callable[[str], str]
 
 
 class CallState(StrEnum):
@@ -112,7 +122,9 @@ class Leg:
     machine_detection: str | None
     ring_started: float  # monotonic
     callback: bool = False
+    task: LegKind | None = None  # HELPER or FOLLOWUP for the calls of helpers' tasks
     voicemail: bool = False
+    keys: str | None = None  # pressed by the person who answered, at the first question
     state: LegState = LegState.RINGING
     answer_at: float | None = None
     answered_at: float | None = None
@@ -162,7 +174,7 @@ class Report:
     @property
     def callbacks_answered(self) -> int:
         """Callbacks a person answered (and that were then followed as calls)."""
-        return sum(1 for leg in self.legs if leg.call is not None)
+        return sum(1 for leg in self.legs if leg.callback and leg.call is not None)
 
     @property
     def leg_ring_started(self) -> dict[str, float]:
@@ -173,6 +185,11 @@ class Report:
 def _seconds(since: float | None) -> str:
     """A call duration as Twilio reports it: whole seconds, rounded up; 0 if never answered."""
     return "0" if since is None else str(max(1, math.ceil(time.monotonic() - since)))
+
+
+def _to_a_person(root: ElementTree.Element | None) -> bool:
+    """True when a document puts the call in line for a person (or dials one)."""
+    return root is not None and (root.find("Enqueue") is not None or root.find("Dial") is not None)
 
 
 def _conference(
@@ -191,8 +208,11 @@ class Carrier:
 
     Policies, each asked once per ring: ``answer`` (a person's phone: seconds until it
     answers, or None), ``voicemail`` (True: a machine answers instead, when the person would
-    or at once if never; default never) and ``callback`` (a caller called back on their own
-    number: seconds until they answer, or None; default at once).
+    or at once if never; default never), ``callback`` (a caller called back on their own
+    number: seconds until they answer, or None; default at once), ``helper`` (a helper's
+    phone called for a task: the same; default ``answer``), ``followup`` (a resident called
+    after a visit: the same; default at once) and ``keys`` (what the person who answers
+    presses at the call's first question; default 1).
     """
 
     def __init__(
@@ -207,6 +227,9 @@ class Carrier:
         rng: random.Random | None = None,
         voicemail: VoicemailPolicy | None = None,
         callback: AnswerPolicy | None = None,
+        helper: AnswerPolicy | None = None,
+        followup: AnswerPolicy | None = None,
+        keys: KeysPolicy | None = None,
     ) -> None:
         self.post_raw = post
         self.standin = standin
@@ -215,6 +238,9 @@ class Carrier:
         self.answer = answer
         self.voicemail = voicemail or (lambda number: False)
         self.callback = callback or (lambda number: 0.0)
+        self.helper = helper or answer
+        self.followup = followup or (lambda number: 0.0)
+        self.keys = keys or (lambda number: "1")
         self.talk_seconds = talk_seconds
         self.rng = rng or random.Random(7)
         self.calls: dict[str, SimCall] = {}
@@ -471,8 +497,9 @@ class Carrier:
             timeout=float(placed["timeout"]),
             machine_detection=placed["machine_detection"],
             ring_started=now,
-            callback=placed["to"] in self.caller_numbers,
+            task=task_call(placed["url"] or ""),
         )
+        leg.callback = leg.task is None and leg.to in self.caller_numbers
         self.legs[leg.sid] = leg
         for key in ("method", "status_callback_method"):
             if placed[key] != "POST":
@@ -482,14 +509,22 @@ class Carrier:
             return
         if placed["status"] == "queued":
             self._set_status(leg.sid, "ringing")
-        if not leg.callback:
-            self._occupy(leg.to, leg.sid)
-        delay = (self.callback if leg.callback else self.answer)(leg.to)
+        if not leg.callback and leg.task is None:
+            self._occupy(leg.to, leg.sid)  # an operator's phone: one call at a time
+        delay = self._policy(leg)(leg.to)
         leg.voicemail = self.voicemail(leg.to)
         if leg.voicemail and delay is None:
             delay = 0.0
         if delay is not None and delay < leg.timeout:
             leg.answer_at = now + delay
+
+    def _policy(self, leg: Leg) -> AnswerPolicy:
+        """When (if ever) the leg is answered."""
+        if leg.task is LegKind.HELPER:
+            return self.helper
+        if leg.task is LegKind.FOLLOWUP:
+            return self.followup
+        return self.callback if leg.callback else self.answer
 
     def _ended_through_rest(self, leg: Leg) -> None:
         if leg.state == LegState.RINGING:
@@ -518,22 +553,32 @@ class Carrier:
             root = self._post(leg.url, self._leg_params(leg, **extra))
             gather = root.find("Gather") if root is not None else None
             if gather is not None and not leg.voicemail:  # a machine presses nothing
-                action = gather.get("action") or leg.url
-                root = self._post(action, self._leg_params(leg, Digits="1"))
-            self._join_as_leg(leg, root)
+                leg.keys = self.keys(leg.to)
+                if leg.keys:  # else nobody pressed anything: the leg ends
+                    action = gather.get("action") or leg.url
+                    root = self._post(action, self._leg_params(leg, Digits=leg.keys))
+            if leg.task is LegKind.FOLLOWUP and _to_a_person(root):
+                self._follow(self._as_caller(leg), root)
+            else:
+                self._join_as_leg(leg, root)
 
-    def _follow_callback(self, leg: Leg, extra: dict[str, str]) -> None:
-        """The called-back person answered: from now on the leg is a caller."""
+    def _as_caller(self, leg: Leg) -> SimCall:
+        """From now on the answered leg is a caller (played by ``_follow``)."""
         call = SimCall(
             leg.sid,
             leg.from_number,
             leg.to,
-            time.monotonic(),
+            leg.answered_at or time.monotonic(),
             direction="outbound-api",
             status_callback=leg.status_callback,
         )
         self.calls[call.sid] = call
         leg.state, leg.call = LegState.FOLLOWED, call
+        return call
+
+    def _follow_callback(self, leg: Leg, extra: dict[str, str]) -> None:
+        """The called-back person answered: from now on the leg is a caller."""
+        call = self._as_caller(leg)
         self._follow(call, self._post(leg.url, self._params(call, **extra)))
 
     def _end_leg(self, leg: Leg, status: str) -> None:

@@ -12,10 +12,16 @@ from ivr import phones
 from ivr.settings import Settings
 from simulator.phone import Phone
 from simulator.transport import FlaskTransport, HttpTransport, Transport
-from simulator.users import InteractiveUser, ScriptedUser, User
+from simulator.users import InteractiveUser, LegKind, ScriptedUser, User
 
-LINES = ("sos", "hotline", "shortcut")
+LINES = ("sos", "hotline", "shortcut", "helper")
 LOOPBACK = ("127.0.0.1", "localhost")
+# The calls of the app answered as calls of their own, as the summary counts them.
+ANSWERED_CALLS = {
+    LegKind.CALLBACK: "calls back",
+    LegKind.HELPER: "helpers' calls",
+    LegKind.FOLLOWUP: "follow-ups",
+}
 
 
 def local_standin(settings: Settings) -> str | None:
@@ -39,7 +45,8 @@ def _number_option(value: str | None, what: str) -> str:
     type=click.Choice(LINES),
     default="hotline",
     show_default=True,
-    help="Which of the configured lines to call (first number of that list).",
+    help="Which of the configured lines to call (first number of that list); "
+    "helper: the helpers' line (HELPER_NUMBERS), called from a helper's phone.",
 )
 @click.option("--to", "to_number", help="Number to call; overrides --line.")
 @click.option(
@@ -56,7 +63,11 @@ def _number_option(value: str | None, what: str) -> str:
     "'op:answer:1:60' (answers, presses 1, talks 60 s), 'op:answer:2', 'op:answer:' (presses "
     "nothing), 'op:voicemail', 'op:noanswer', 'op:busy'; 'duty:…' the same for a DUTY_NUMBERS "
     "phone. A call back to the caller after the call: 'callback:answer' (then the call back's "
-    "own answers), 'callback:noanswer', 'callback:busy'. Waiting in a conference: empty = wait.",
+    "own answers), 'callback:noanswer', 'callback:busy'. A helper's phone called with a task "
+    "or an arrival check: 'helper:answer' (then that call's own answers: '1' accepts, '2' "
+    "declines; '1' arrived), 'helper:voicemail', 'helper:noanswer', 'helper:busy'; "
+    "'followup:…' the same for a resident called after a visit ('1' satisfied, '2' not, '0' "
+    "a person). Waiting in a conference: empty = wait.",
 )
 @click.option("--base-url", help="Public base URL of the app (default PUBLIC_BASE_URL).")
 @click.option("--in-process", is_flag=True, help="Call this app in-process, no server needed.")
@@ -73,6 +84,13 @@ def _number_option(value: str | None, what: str) -> str:
     show_default=True,
     help="Real seconds each turn in a queue lasts at least, so workers can redirect the call.",
 )
+@click.option(
+    "--await-calls",
+    type=click.FloatRange(min=0),
+    help="After the call, keep answering the calls the app places (calls back, helpers' "
+    "calls, follow-ups) until this many real seconds pass without one "
+    "[default: 5 with --script while it lasts, 0 at the keyboard].",
+)
 @with_appcontext
 def simulate_command(
     line: str,
@@ -84,6 +102,7 @@ def simulate_command(
     real_time: bool,
     no_standin: bool,
     redirect_wait: float,
+    await_calls: float | None,
 ) -> None:
     """Place one simulated phone call to the app, the way Twilio would."""
     settings: Settings = current_app.config["SETTINGS"]
@@ -103,6 +122,8 @@ def simulate_command(
     # A scripted caller who hangs up may be called back: give the workers time to do it.
     # (Phone.for_settings passes DUTY_NUMBERS, so a duty phone's leg is told apart.)
     linked_script = standin_url is not None and script is not None
+    if await_calls is None:
+        await_calls = max(redirect_wait * 5, 5) if linked_script else 0.0
     phone = Phone.for_settings(
         settings,
         transport,
@@ -114,7 +135,7 @@ def simulate_command(
         real_time=real_time,
         standin_url=standin_url,
         redirect_wait=redirect_wait,
-        callback_wait=max(redirect_wait * 5, 5) if linked_script else 0.0,
+        callback_wait=await_calls,
     )
     try:
         record = phone.call()
@@ -124,7 +145,11 @@ def simulate_command(
         if http is not None:
             http.close()
     legs = f", {len(record.legs)} legs placed by the app" if record.legs else ""
-    back = f", {len(record.callbacks)} calls back answered" if record.callbacks else ""
+    answered = "".join(
+        f", {count} {label} answered"
+        for kind, label in ANSWERED_CALLS.items()
+        if (count := sum(1 for c in record.calls if c.kind is kind))
+    )
     click.echo(
-        f"📋 {len(record.requests)} webhooks, {record.duration} s, {record.status}{legs}{back}"
+        f"📋 {len(record.requests)} webhooks, {record.duration} s, {record.status}{legs}{answered}"
     )

@@ -13,11 +13,16 @@ or a conference):
   runs its own TwiML on the far side: the whisper is printed, the scripted keys pressed once,
   and ``<Dial><Conference>`` puts the leg in a conference room, where the caller meets it
   when its own TwiML dials the same room. A leg the app ends (``update(status=…)``) stops.
-- after the call, a call placed to the caller's own number (a call back) is answered and
-  followed like a call of its own, for up to ``callback_wait`` real seconds.
+- after the call, a call placed to the caller's own number (a call back), to a helper (a task
+  offered, an arrival check) or to a resident after a helper's visit (a follow-up) is answered
+  and followed like a call of its own, for up to ``callback_wait`` real seconds.
 
-Legs are played one at a time, on the phone's one simulated clock; nothing here knows the
-app's URL paths.
+Legs are played one at a time, on the phone's one simulated clock. Who a leg rings is told by
+its number (the caller's own, ``duty_numbers``, else an operator's or a supervisor's), except
+for the calls of helpers' tasks: a follow-up rings the resident from the hotline's number just
+as a call back may, so those are told apart by the webhook that answers them
+(``TASK_CALL_PATHS``), the only paths of the app known here beyond the two configured on its
+numbers.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from enum import Enum
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import phonenumbers
 import requests
@@ -44,6 +49,7 @@ from simulator.users import (
     CREATE_TIMEOUT,
     DIAL_TIMEOUT,
     GATHER_TIMEOUT,
+    OWN_CALLS,
     SILENCE,
     AnswerKind,
     ConferenceQuestion,
@@ -60,6 +66,9 @@ from simulator.users import (
 # Paths of the app's webhooks, as configured on the Twilio number.
 VOICE_PATH = "/twilio/voice"
 STATUS_PATH = "/twilio/status"
+# The calls of helpers' tasks the app places, by the start of the path of the URL that
+# answers them (``queue_workers/tasks.py``).
+TASK_CALL_PATHS = {"/ivr/helper/": LegKind.HELPER, "/ivr/followup": LegKind.FOLLOWUP}
 
 # Twilio's defaults for attributes a TwiML document leaves out.
 DIAL_TIME_LIMIT = 14400
@@ -81,6 +90,14 @@ WHO = {
     LegKind.OP: ("接线员", "Operator"),
     LegKind.DUTY: ("值班电话", "Duty phone"),
     LegKind.CALLBACK: ("来电者", "Caller"),
+    LegKind.HELPER: ("助老员", "Helper"),
+    LegKind.FOLLOWUP: ("老人", "Resident"),
+}
+# How a call answered as a call of its own is announced.
+OWN_CALL_TITLES = {
+    LegKind.CALLBACK: "回电 Call back",
+    LegKind.HELPER: "呼叫助老员 Call to a helper",
+    LegKind.FOLLOWUP: "回访 Follow-up call",
 }
 VOICEMAIL = ("语音信箱", "Voicemail")
 # AnsweredBy for a machine, by the MachineDetection the call was created with.
@@ -120,8 +137,9 @@ class CallRecord:
     """Everything one simulated call did, for tests to assert on.
 
     ``requests`` holds every webhook the phone sent while this call was its call: the legs
-    the app placed during it and after it included; ``legs`` those legs, ``callbacks`` the
-    calls back to the caller that were answered (each with its own record).
+    the app placed during it and after it included; ``legs`` those legs, ``calls`` those that
+    were answered as calls of their own (each with its own record, whose ``kind`` says whom
+    it rang: a call back, a helper, a follow-up; None for the phone's own call).
     """
 
     sid: str
@@ -130,12 +148,18 @@ class CallRecord:
     status: str = "completed"
     duration: int = 0
     legs: list[LegRecord] = field(default_factory=list)
-    callbacks: list[CallRecord] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+    kind: LegKind | None = None
 
     @property
     def urls(self) -> list[str]:
         """The URL of each request, in order."""
         return [w.url for w in self.requests]
+
+    @property
+    def callbacks(self) -> list[CallRecord]:
+        """The calls back to the caller that were answered."""
+        return [c for c in self.calls if c.kind is LegKind.CALLBACK]
 
 
 @dataclass(frozen=True)
@@ -251,6 +275,12 @@ class _Session:
     gone: list[_Departure] = field(default_factory=list)
 
 
+def task_call(url: str) -> LegKind | None:
+    """HELPER or FOLLOWUP when the app placed a call with ``url`` for a helper's task."""
+    path = urlsplit(url).path
+    return next((kind for start, kind in TASK_CALL_PATHS.items() if path.startswith(start)), None)
+
+
 def speech_seconds(text: str) -> int:
     """Rough time text-to-speech takes: about 4 Chinese characters or 15 letters a second."""
     cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef")
@@ -320,9 +350,10 @@ class Phone:
         # ``standin_url`` links the phone to the REST stand-in, so a worker's redirect reaches
         # the call and the calls the app places ring; ``redirect_wait`` (real seconds) lets
         # each wait-loop turn of a call on the simulated clock last long enough for a worker
-        # to act. A leg to one of ``duty_numbers`` is a duty phone's, to ``from_number`` a
-        # call back (looked for ``callback_wait`` real seconds after the call), else an
-        # operator's or a supervisor's.
+        # to act. A task's call is a helper's or a follow-up (``TASK_CALL_PATHS``); another
+        # leg to one of ``duty_numbers`` is a duty phone's, to ``from_number`` a call back,
+        # else an operator's or a supervisor's. Calls back, helpers' calls and follow-ups are
+        # looked for ``callback_wait`` real seconds after the call.
         self.transport = transport
         self.user = user
         self.voice_url = voice_url
@@ -415,6 +446,27 @@ class Phone:
         self._await_callbacks()
         return record
 
+    def answer_calls(self, wait: float = 0.0) -> CallRecord:
+        """Place no call: be the phones the app rings, as after a call.
+
+        Plays the calls the app placed that nobody has answered yet, then those it places
+        until ``wait`` real seconds passed without one (while a script lasts). The record
+        (without a sid of its own) holds their legs and the calls answered.
+        """
+        self._session = _Session(legs=self.hooks)
+        self.record = CallRecord(sid="")
+        try:
+            placed = self.hooks.created_calls() if self.hooks is not None else []
+        except requests.RequestException as exc:
+            self._loud(f"REST stand-in unreachable ({exc}): no calls to answer")
+            return self.record
+        # Calls already answered or over are someone else's (or were).
+        self._session.seen.update(
+            c["sid"] for c in placed if c["status"] not in ("queued", "ringing")
+        )
+        self._await_callbacks(wait)
+        return self.record
+
     def _play_call(
         self,
         sid: str,
@@ -424,9 +476,10 @@ class Phone:
         extra: dict[str, str] | None = None,
         status_method: str = "POST",
         redirects_seen: int = 0,
+        kind: LegKind | None = None,
     ) -> CallRecord:
-        """Follow one call (placed, or a call back answered) to its end and its callback."""
-        self.record = CallRecord(sid=sid)
+        """Follow one call (placed, or a call of the app answered) to its end and its callback."""
+        self.record = CallRecord(sid=sid, kind=kind)
         self._started, self._answered = self.clock, self.direction != "inbound"
         self._status_method = status_method
         self._room, self._room_ended = None, False
@@ -434,7 +487,8 @@ class Phone:
             self._print(f"📱 {self.from_number} → {self.to_number}  ({sid})")
             self._link()
         else:
-            self._print(f"📱 回电 Call back {self.from_number} → {self.to_number}  ({sid})")
+            title = OWN_CALL_TITLES[kind or LegKind.CALLBACK]
+            self._print(f"📱 {title} {self.from_number} → {self.to_number}  ({sid})")
             self._live, self._redirects_seen = self._session.legs, redirects_seen
             self._set_rest_status(sid, "in-progress")
         status = "completed"
@@ -1066,10 +1120,13 @@ class Phone:
 
     # -- legs the app places through the REST API --------------------------------------------
 
-    def _kind(self, to: str) -> LegKind:
-        if to == self.own_number:
+    def _kind(self, placed: dict[str, Any]) -> LegKind:
+        task = task_call(placed["url"] or "")
+        if task is not None:
+            return task
+        if placed["to"] == self.own_number:
             return LegKind.CALLBACK
-        return LegKind.DUTY if to in self.duty_numbers else LegKind.OP
+        return LegKind.DUTY if placed["to"] in self.duty_numbers else LegKind.OP
 
     def _look_at_legs(self) -> None:
         """Ring the legs placed since the last look; finish those that left a conference."""
@@ -1082,7 +1139,9 @@ class Phone:
     def _play_new_legs(self, callbacks: bool) -> int:
         """Ring every leg placed since the last look, oldest first; how many were rung.
 
-        A call back to this phone waits while this phone is on a call (``callbacks`` False).
+        A call answered as a call of its own (a call back to this phone, a helper's call, a
+        follow-up) waits while this phone is on a call (``callbacks`` False): it is another
+        conversation, and a script then answers it after this call's own answers.
         """
         handled = 0
         while self._session.legs is not None and handled < self.max_requests:
@@ -1092,8 +1151,8 @@ class Phone:
                 self._loud(f"REST stand-in unreachable ({exc}): no more legs")
                 self._session.legs = None
                 break
-            new = [(c, self._kind(c["to"])) for c in placed if c["sid"] not in self._session.seen]
-            new = [(c, kind) for c, kind in new if callbacks or kind is not LegKind.CALLBACK]
+            new = [(c, self._kind(c)) for c in placed if c["sid"] not in self._session.seen]
+            new = [(c, kind) for c, kind in new if callbacks or kind not in OWN_CALLS]
             if not new:
                 break
             for c, _ in new:
@@ -1139,7 +1198,7 @@ class Phone:
         if self._stopped(leg):  # the app ended it while its person made up their mind
             return
         if answer.kind is AnswerKind.PICKUP:
-            self._answer_callback(leg)
+            self._answer_as_call(leg, kind)
         elif answer.kind in (AnswerKind.OPERATOR, AnswerKind.VOICEMAIL):
             self._answer_leg(leg, answer.kind is AnswerKind.VOICEMAIL, answer.text, answer.seconds)
         else:
@@ -1220,16 +1279,18 @@ class Phone:
         if not 200 <= webhook.status < 300:
             self._loud(f"status callback answered HTTP {webhook.status}: {webhook.body[:300]}")
 
-    # -- calls back to this phone ---------------------------------------------------------
+    # -- calls of their own: calls back, helpers' calls, follow-ups ---------------------------
 
-    def _await_callbacks(self) -> None:
-        """After the call: ring the legs the app still places, calls back to this phone too.
+    def _await_callbacks(self, wait: float | None = None) -> None:
+        """After the call: ring the legs the app still places, calls of their own too.
 
-        Looks for ``callback_wait`` real seconds after the last leg, while the script lasts.
+        Looks for ``wait`` (default ``callback_wait``) real seconds after the last leg, while
+        the script lasts.
         """
         if self._session.legs is None:
             return
-        deadline = time.monotonic() + self.callback_wait
+        wait = self.callback_wait if wait is None else wait
+        deadline = time.monotonic() + wait
         for _ in range(self.max_wait_loops):
             try:
                 handled = self._play_new_legs(callbacks=not self._script_done())
@@ -1238,7 +1299,7 @@ class Phone:
                 self._loud("too many webhooks: no more calls back")
                 return
             if handled:
-                deadline = time.monotonic() + self.callback_wait
+                deadline = time.monotonic() + wait
             if self._script_done() or time.monotonic() >= deadline:
                 return
             time.sleep(POLL_SECONDS)
@@ -1246,8 +1307,9 @@ class Phone:
     def _script_done(self) -> bool:
         return bool(getattr(self.user, "exhausted", False))
 
-    def _answer_callback(self, leg: _Leg) -> None:
-        """The caller answers the app's call back: follow it as a call of its own."""
+    def _answer_as_call(self, leg: _Leg, kind: LegKind) -> None:
+        """The person answers the app's call (a call back, a helper's call, a follow-up):
+        follow it as a call of its own."""
         assert leg.placed is not None and leg.record is not None
         placed = leg.placed
         if placed.get("machine_detection"):
@@ -1277,10 +1339,11 @@ class Phone:
             extra=leg.once,
             status_method=placed.get("status_callback_method") or "POST",
             redirects_seen=leg.redirects_seen,
+            kind=kind,
         )
         leg.record.outcome, leg.record.duration = record.status, record.duration
         leg.record.requests = record.requests
-        self.record.callbacks.append(record)
+        self.record.calls.append(record)
 
     # -- conferences ---------------------------------------------------------------------
 

@@ -41,6 +41,13 @@ class LegKind(StrEnum):
     OP = "op"  # an operator or a supervisor
     DUTY = "duty"  # a duty phone of last resort
     CALLBACK = "callback"  # the caller's own phone: the app calls back
+    HELPER = "helper"  # a helper's (助老员) phone: a task offered, an arrival check
+    FOLLOWUP = "followup"  # a resident's phone: how did the helper's visit go?
+
+
+# Calls answered as calls of their own (``<kind>:answer``, then that call's own answers);
+# the others are answered with the keys pressed at once (``op:answer:1:60``).
+OWN_CALLS = frozenset({LegKind.CALLBACK, LegKind.HELPER, LegKind.FOLLOWUP})
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,8 @@ class Answer:
 
     ``OPERATOR`` is what the operator whose phone rings does: answer, press ``text`` in the
     whisper and, once connected, talk ``seconds``. ``VOICEMAIL``: a voicemail answers the
-    phone; ``PICKUP``: the caller answers the app's call back.
+    phone; ``PICKUP``: the person answers a call of its own (the app's call back, a helper's
+    call, a follow-up) and then answers its questions.
     """
 
     kind: AnswerKind
@@ -180,8 +188,11 @@ class LegQuestion:
     ``op`` and ``duty`` phones: ``<kind>:answer:<keys>[:<seconds>]`` (answers, presses
     ``keys`` at the first ``<Gather>``, talks ``seconds`` once in a conference),
     ``<kind>:voicemail``, ``<kind>:noanswer``, ``<kind>:busy``. A call back to the caller:
-    ``callback:answer``, ``callback:noanswer``, ``callback:busy``. Enter alone, or ``hangup``
-    (what a script that ran out answers), is no answer.
+    ``callback:answer``, ``callback:noanswer``, ``callback:busy``. A helper's phone and a
+    resident's follow-up: ``helper:answer`` / ``followup:answer`` (then that call's own
+    answers: ``1`` accepts a task, is satisfied …), ``<kind>:voicemail``, ``<kind>:noanswer``,
+    ``<kind>:busy``. Enter alone, or ``hangup`` (what a script that ran out answers), is no
+    answer.
     """
 
     kind: LegKind
@@ -197,6 +208,17 @@ class LegQuestion:
                 "callback:busy=占线 busy; 回车 Enter=callback:noanswer: "
             )
         k = self.kind.value
+        if self.kind in OWN_CALLS:
+            who = (
+                "助老员电话响铃 A helper's phone rings"
+                if self.kind is LegKind.HELPER
+                else "回访电话 The app calls a resident after a visit"
+            )
+            return (
+                f"👉 {who} ({self.to}, {self.timeout} s) — {k}:answer=接听（再按键）answers "
+                f"(then keys) / {k}:voicemail=语音信箱 voicemail / {k}:noanswer=不接 / "
+                f"{k}:busy=占线 busy; 回车 Enter={k}:noanswer: "
+            )
         who = "接线员电话响铃 Operator's" if self.kind is LegKind.OP else "值班电话响铃 Duty"
         return (
             f"👉 {who} phone rings ({self.to}, {self.timeout} s) — "
@@ -216,10 +238,16 @@ class LegQuestion:
             raise ValueError(f"{raw!r}: this call rings a {self.kind.value} phone ({self.to})")
         if action in ("noanswer", "busy") and ":" not in rest:
             return Answer(AnswerKind.DIAL, "no-answer" if action == "noanswer" else action)
-        if self.kind is LegKind.CALLBACK:
+        if self.kind in OWN_CALLS:
             if rest == "answer":
                 return Answer(AnswerKind.PICKUP)
-            raise ValueError(f"{raw!r} is not callback:answer, callback:noanswer or callback:busy")
+            # A call back has no voicemail answer: callback:noanswer stands for one.
+            if rest == "voicemail" and self.kind is not LegKind.CALLBACK:
+                return Answer(AnswerKind.VOICEMAIL)
+            also = "" if self.kind is LegKind.CALLBACK else f"{prefix}:voicemail, "
+            raise ValueError(
+                f"{raw!r} is not {prefix}:answer, {also}{prefix}:noanswer or {prefix}:busy"
+            )
         if action == "answer":
             return _answered(raw, prefix, detail)
         if rest == "voicemail":
@@ -303,9 +331,11 @@ class ScriptedUser:
 
     With workers running, phones the app rings and the waiting caller ask their questions in
     an order nobody can script, so each scripted answer goes to the first question of its
-    kind, in script order: ``op:``/``duty:``/``callback:`` answers to the phones of that kind,
-    the rest to the caller. A question whose kind is not next in the script is not answered
-    from it: a phone then does not answer, a caller in a queue or a conference keeps waiting.
+    kind, in script order: ``op:``/``duty:``/``callback:``/``helper:``/``followup:`` answers
+    to the phones of that kind, the rest to the caller (and to the questions of a call
+    answered with ``<kind>:answer``). A question whose kind is not next in the script is not
+    answered from it: a phone then does not answer, a caller in a queue or a conference keeps
+    waiting.
     """
 
     def __init__(self, answers: Iterable[str], then: str = "hangup") -> None:

@@ -15,9 +15,11 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -26,13 +28,16 @@ from flask import Flask
 from callflows import prompts
 from data import calls
 from ivr.embedded_redis import EmbeddedRedis
-from ivr.settings import PROJECT_ROOT, Settings
+from ivr.settings import PROJECT_ROOT, TIMEZONE, Settings
 from simulator.phone import STATUS_PATH, VOICE_PATH, CallRecord, Phone, Webhook
 from simulator.transport import FlaskTransport
 from simulator.users import ScriptedUser
 from tests import twiml_check
+from tests.centre import HELPER_LINE
 from tests.conftest import AUTH_TOKEN, BASE_URL, DUTY, HOTLINE, SHORTCUT, SOS
 from tests.processes import environment, free_port
+
+README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
 CHEN = "+8613800138000"
 STRANGER = "+8618612345678"
@@ -572,3 +577,88 @@ def night_shift(flask: list[str], env: dict[str, str], base_url: str) -> None:
     assert "刚才您打了求助电话" in out, "the callback was answered"
     assert f"→ POST {base_url}/ivr/bridge?" in out, "and the caller reached the duty phone"
     assert "‼️" not in out, out
+
+
+# The README's walkthrough "One task from the hotline to the follow-up answer": each step's
+# `simulate` arguments, as written there after `.venv/bin/flask --app app simulate`.
+LIN_XIUYING = "13700130101"  # h01 in data/samples/helpers.csv, first for 陈国强's community
+TASK_STEPS = [
+    [
+        *("--line", "hotline", "--from", "13800138000", "--redirect-wait", "1"),
+        *("--script", "2,1,op:answer:1:30,helper:answer,1"),
+    ],
+    ["--line", "helper", "--from", LIN_XIUYING, "--script", "1"],
+    ["--line", "helper", "--from", LIN_XIUYING, "--script", "2,,followup:answer,1"],
+]
+
+
+def around_now(hours: int = 1) -> str:
+    """A CALL_HOURS window from an hour ago to an hour ahead, Shanghai time (may wrap)."""
+    now = datetime.now(ZoneInfo(TIMEZONE))
+    before, after = now - timedelta(hours=hours), now + timedelta(hours=hours)
+    return f"{before:%H:%M}-{after:%H:%M}"
+
+
+def test_one_task_from_the_hotline_to_the_followup_answer(tmp_path: Path) -> None:
+    for step in TASK_STEPS:
+        assert f'.venv/bin/flask --app app simulate {" ".join(step[:-1])} "{step[-1]}"' in (
+            README
+        ), f"the README's walkthrough lacks {step}"
+    base_url = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(
+        twilio_account_sid="AC" + "7a5c" * 8,
+        twilio_auth_token="walkthrough-token",
+        twilio_api_base_url=f"http://127.0.0.1:{free_port()}",
+        public_base_url=base_url,
+        database_path=str(tmp_path / "tasks.db"),
+        redis_url="",
+        run_dir=str(tmp_path / "run"),
+        prompts_dir=str(tmp_path / "prompts"),
+        sos_numbers=(SOS,),  # operators' phones show it for a hotline caller too
+        hotline_numbers=(HOTLINE,),
+        helper_numbers=(HELPER_LINE,),
+        followup_delay_seconds=2,
+        call_hours=around_now(),
+    )
+    env = environment(settings)
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        up = subprocess.Popen(
+            [*flask, "up"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    outputs = []
+    try:
+        wait_until_healthy(base_url, up, log)
+        for step in TASK_STEPS:
+            simulate = subprocess.run(
+                [*flask, "simulate", *step],
+                cwd=PROJECT_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert simulate.returncode == 0, simulate.stdout + simulate.stderr
+            assert "‼️" not in simulate.stdout, simulate.stdout
+            outputs.append(simulate.stdout)
+    finally:
+        stop(up)
+
+    hotline, arrived, done = outputs
+    lin = "+86" + LIN_XIUYING
+    assert f"📲 呼出 The app calls {lin} — 助老员 Helper" in hotline
+    assert f"📱 呼叫助老员 Call to a helper {HELPER_LINE} → {lin}" in hotline
+    assert f"🔊 {prompts.HELPER_OFFER_KEYS}" in hotline
+    assert f"🔊 {prompts.HELPER_ACCEPTED}" in hotline
+    assert "talking 30 s" in hotline, "he talked with an operator first"
+    assert "1 helpers' calls answered" in hotline.splitlines()[-1]
+    assert f"🔊 {prompts.HELPER_LINE_COUNT.format(count=1)}" in arrived
+    assert f"🔊 {prompts.HELPER_ARRIVED}" in arrived
+    assert f"🔊 {prompts.HELPER_DONE}" in done
+    assert f"📱 回访 Follow-up call {HOTLINE} → {CHEN}" in done
+    assert f"🔊 {prompts.FOLLOWUP_THANKS}" in done
+    assert "1 follow-ups answered" in done.splitlines()[-1]
+    with closing(sqlite3.connect(settings.database_path)) as conn:
+        task = conn.execute("SELECT state, helper_id, followup_answer FROM tasks").fetchall()
+    assert task == [("done", "h01", "satisfied")]
