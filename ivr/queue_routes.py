@@ -94,6 +94,7 @@ def to_operator(
     the centre placed itself passes the ``resident`` it called (the caller's number is ours)
     and waits with callback ``priority``, ahead of the hotline.
     """
+    placed_by_us = field("Direction").startswith("outbound")
     resident = resident or call.resident()
     style = call.style_for(resident["dialect"] if resident else None)
     since = queueing.millis(call.now)
@@ -105,6 +106,9 @@ def to_operator(
             priority=priority,
             dialect=resident["dialect"] if resident else None,
             since_ms=queueing.arrival(call.now),
+            # The number the people rung see: the line this call is on (ours is its From when
+            # the centre placed it: a care call, a follow-up, a callback).
+            line=(field("From") if placed_by_us else call.number) or "",
             reason=reason,
         )
     except RedisError:

@@ -267,3 +267,23 @@ def test_odd_care_arguments_get_a_clear_4xx(town, path):
     assert call.post(path).status == 400
     assert call.post(path + "?care=1&attempt=x").status == 400
     assert call.post(path + "?care=999&attempt=1").status == 404
+
+
+def test_the_operator_rung_for_a_care_call_sees_the_hotline_number(town):
+    centre = town
+    centre.operator("op1", "+8613800000101")
+    leg = first_call(centre)
+    leg.press(leg.pick_up(), "2")
+    centre.work()
+    (offer,) = [c for c in centre.standin.created_calls() if "/ivr/leg/answer" in c["url"]]
+    assert offer["from"] == HOTLINE
+
+
+def test_the_operator_rung_for_a_hotline_caller_sees_the_hotline_number(town):
+    centre = town
+    centre.operator("op1", "+8613800000101")
+    call = centre.call("+8613911110000", HOTLINE)
+    call.post(call.start().url("Gather"), Digits="0")
+    centre.work()
+    (offer,) = [c for c in centre.standin.created_calls() if "/ivr/leg/answer" in c["url"]]
+    assert offer["from"] == HOTLINE
