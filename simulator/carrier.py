@@ -122,7 +122,7 @@ class Leg:
     machine_detection: str | None
     ring_started: float  # monotonic
     callback: bool = False
-    task: LegKind | None = None  # HELPER or FOLLOWUP for the calls of helpers' tasks
+    task: LegKind | None = None  # HELPER, FOLLOWUP or CARE: calls of tasks and care calls
     voicemail: bool = False
     keys: str | None = None  # pressed by the person who answered, at the first question
     state: LegState = LegState.RINGING
@@ -522,8 +522,8 @@ class Carrier:
         """When (if ever) the leg is answered."""
         if leg.task is LegKind.HELPER:
             return self.helper
-        if leg.task is LegKind.FOLLOWUP:
-            return self.followup
+        if leg.task in (LegKind.FOLLOWUP, LegKind.CARE):
+            return self.followup  # a resident's phone
         return self.callback if leg.callback else self.answer
 
     def _ended_through_rest(self, leg: Leg) -> None:
@@ -557,7 +557,7 @@ class Carrier:
                 if leg.keys:  # else nobody pressed anything: the leg ends
                     action = gather.get("action") or leg.url
                     root = self._post(action, self._leg_params(leg, Digits=leg.keys))
-            if leg.task is LegKind.FOLLOWUP and _to_a_person(root):
+            if leg.task in (LegKind.FOLLOWUP, LegKind.CARE) and _to_a_person(root):
                 self._follow(self._as_caller(leg), root)
             else:
                 self._join_as_leg(leg, root)

@@ -21,6 +21,7 @@ ANSWERED_CALLS = {
     LegKind.CALLBACK: "calls back",
     LegKind.HELPER: "helpers' calls",
     LegKind.FOLLOWUP: "follow-ups",
+    LegKind.CARE: "care calls",
 }
 
 
@@ -67,7 +68,8 @@ def _number_option(value: str | None, what: str) -> str:
     "or an arrival check: 'helper:answer' (then that call's own answers: '1' accepts, '2' "
     "declines; '1' arrived), 'helper:voicemail', 'helper:noanswer', 'helper:busy'; "
     "'followup:…' the same for a resident called after a visit ('1' satisfied, '2' not, '0' "
-    "a person). Waiting in a conference: empty = wait.",
+    "a person); 'care:…' the same for the daily care call ('1' fine, '2' needs help, '3' a "
+    "chat). Waiting in a conference: empty = wait.",
 )
 @click.option("--base-url", help="Public base URL of the app (default PUBLIC_BASE_URL).")
 @click.option("--in-process", is_flag=True, help="Call this app in-process, no server needed.")

@@ -68,7 +68,11 @@ VOICE_PATH = "/twilio/voice"
 STATUS_PATH = "/twilio/status"
 # The calls of helpers' tasks the app places, by the start of the path of the URL that
 # answers them (``queue_workers/tasks.py``).
-TASK_CALL_PATHS = {"/ivr/helper/": LegKind.HELPER, "/ivr/followup": LegKind.FOLLOWUP}
+TASK_CALL_PATHS = {
+    "/ivr/helper/": LegKind.HELPER,
+    "/ivr/followup": LegKind.FOLLOWUP,
+    "/ivr/care/": LegKind.CARE,
+}
 
 # Twilio's defaults for attributes a TwiML document leaves out.
 DIAL_TIME_LIMIT = 14400
@@ -92,12 +96,14 @@ WHO = {
     LegKind.CALLBACK: ("来电者", "Caller"),
     LegKind.HELPER: ("助老员", "Helper"),
     LegKind.FOLLOWUP: ("老人", "Resident"),
+    LegKind.CARE: ("老人", "Resident"),
 }
 # How a call answered as a call of its own is announced.
 OWN_CALL_TITLES = {
     LegKind.CALLBACK: "回电 Call back",
     LegKind.HELPER: "呼叫助老员 Call to a helper",
     LegKind.FOLLOWUP: "回访 Follow-up call",
+    LegKind.CARE: "关怀电话 Care call",
 }
 VOICEMAIL = ("语音信箱", "Voicemail")
 # AnsweredBy for a machine, by the MachineDetection the call was created with.

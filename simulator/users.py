@@ -43,11 +43,12 @@ class LegKind(StrEnum):
     CALLBACK = "callback"  # the caller's own phone: the app calls back
     HELPER = "helper"  # a helper's (助老员) phone: a task offered, an arrival check
     FOLLOWUP = "followup"  # a resident's phone: how did the helper's visit go?
+    CARE = "care"  # a resident's phone: the daily care call (关怀电话)
 
 
 # Calls answered as calls of their own (``<kind>:answer``, then that call's own answers);
 # the others are answered with the keys pressed at once (``op:answer:1:60``).
-OWN_CALLS = frozenset({LegKind.CALLBACK, LegKind.HELPER, LegKind.FOLLOWUP})
+OWN_CALLS = frozenset({LegKind.CALLBACK, LegKind.HELPER, LegKind.FOLLOWUP, LegKind.CARE})
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from callflows import prompts
+from data import care as care_store
 from data import tasks as task_store
+from queue_workers import care
 from queue_workers import tasks as engine
 from simulator.carrier import CallState, Carrier
 from simulator.phone import CallRecord, Phone, Webhook
@@ -400,5 +402,29 @@ def test_the_carrier_follows_a_followup_that_asks_for_a_person_to_the_operator(t
     )
     assert (resident.state, resident.connected_to) == (CallState.DONE, OPERATOR)
     assert task_of(centre)["followup_answer"] == "again"
+    report = carrier.report()
+    assert (report.errors, report.double_bookings, report.lost) == ([], [], [])
+
+
+@pytest.mark.parametrize("key", ["1", "2"])
+def test_the_carrier_answers_the_daily_care_call(town, key):
+    centre = town
+    centre.operator("op1", OPERATOR)
+    carrier = carrier_for(centre, keys=lambda number: key if number == CHEN["phone"] else "1")
+    day = care.today(centre.ctx).isoformat()
+
+    def settled():
+        rows = care_store.for_day(centre.ctx.db, day)
+        return rows and rows[0]["state"] not in ("scheduled", "calling")
+
+    drive(centre, carrier, settled)
+    (row,) = care_store.for_day(centre.ctx.db, day)
+    care_legs = [leg for leg in carrier.legs.values() if leg.task is LegKind.CARE]
+    assert [(leg.to, leg.keys) for leg in care_legs] == [(CHEN["phone"], key)]
+    assert row["state"] == {"1": "fine", "2": "needs_help"}[key]
+    if key == "2":
+        drive(centre, carrier, lambda: any(c.ended for c in carrier.calls.values()))
+        [resident] = carrier.calls.values()
+        assert (resident.state, resident.connected_to) == (CallState.DONE, OPERATOR)
     report = carrier.report()
     assert (report.errors, report.double_bookings, report.lost) == ([], [], [])
