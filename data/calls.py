@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from data.db import utcnow
+from data.db import commit, utcnow
 
 # Twilio's call statuses in the order a call goes through them; the final ones share a rank
 # so that a late or repeated callback can never move a call backwards or change how it ended.
@@ -57,7 +57,7 @@ def open_call(
         """,
         [call_sid, line, from_number, to_number, resident_id, direction, at or utcnow()],
     )
-    db.conn.commit()
+    commit(db)
 
 
 def add_event(
@@ -84,7 +84,7 @@ def add_event(
             dedup_key,
         ],
     )
-    db.conn.commit()
+    commit(db)
     return cursor.rowcount == 1
 
 
@@ -92,7 +92,7 @@ def add_events(
     db: sqlite_utils.Database, rows: list[tuple[str, str, dict[str, Any], str | None, str]]
 ) -> None:
     """Append many events at once: (call_sid, kind, detail, dedup_key, at); repeats dropped."""
-    with db.conn:
+    with db.atomic():
         db.conn.executemany(
             "INSERT OR IGNORE INTO call_events (call_sid, kind, detail, dedup_key, at)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -121,7 +121,7 @@ def apply_status(
     at = at or utcnow()
     rank = STATUS_RANK.get(status, 0)
     final = rank == FINAL_RANK
-    with db.conn:
+    with db.atomic():
         db.execute(
             "INSERT OR IGNORE INTO calls (call_sid, line, from_number, to_number, direction,"
             " started_at) VALUES (?, 'unknown', ?, ?, ?, ?)",
@@ -159,7 +159,7 @@ def mark_queued(db: sqlite_utils.Database, call_sid: str, at: str) -> None:
     db.execute(
         "UPDATE calls SET queued_at = coalesce(queued_at, ?) WHERE call_sid = ?", [at, call_sid]
     )
-    db.conn.commit()
+    commit(db)
 
 
 def mark_sos(db: sqlite_utils.Database, call_sid: str) -> None:
@@ -168,7 +168,7 @@ def mark_sos(db: sqlite_utils.Database, call_sid: str) -> None:
     Called where ``routed_to_sos`` is recorded; a repeat changes nothing.
     """
     db.execute("UPDATE calls SET became_sos = 1 WHERE call_sid = ? AND line != 'sos'", [call_sid])
-    db.conn.commit()
+    commit(db)
 
 
 def mark_answered(db: sqlite_utils.Database, call_sid: str, operator_id: str, at: str) -> None:
@@ -188,7 +188,7 @@ def mark_answered(db: sqlite_utils.Database, call_sid: str, operator_id: str, at
         """,
         [call_sid, at, at, operator_id],
     )
-    db.conn.commit()
+    commit(db)
 
 
 def set_outcome(db: sqlite_utils.Database, call_sid: str, outcome: str) -> None:
@@ -197,7 +197,7 @@ def set_outcome(db: sqlite_utils.Database, call_sid: str, outcome: str) -> None:
         "UPDATE calls SET outcome = ? WHERE call_sid = ? AND coalesce(outcome, '') != 'answered'",
         [outcome, call_sid],
     )
-    db.conn.commit()
+    commit(db)
 
 
 def add_alert(
@@ -215,7 +215,7 @@ def add_alert(
 
 def record_presence(db: sqlite_utils.Database, changes: list[tuple[str, str, str, str]]) -> None:
     """Store operator presence changes (stream id, operator, state, time); repeats are dropped."""
-    with db.conn:
+    with db.atomic():
         db.conn.executemany(
             "INSERT OR IGNORE INTO operator_presence (source, operator_id, state, at)"
             " VALUES (?, ?, ?, ?)",

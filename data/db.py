@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,6 +61,36 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
         db.execute("ROLLBACK")
         raise
     return applied
+
+
+def commit(db: sqlite_utils.Database) -> None:
+    """Commit the current write, unless it is part of a ``batch`` (which commits at its end)."""
+    if not getattr(db, "batching", False):
+        db.conn.commit()
+
+
+@contextmanager
+def batch(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """Group the writes inside into one transaction (one lock, one commit).
+
+    A webhook's bookkeeping (the call's row and its events) is several small writes: as one
+    transaction it takes SQLite's write lock once instead of once per write, which is what
+    many webhooks at once wait on. The data functions' own commits wait for the end
+    (``commit``); their ``atomic`` blocks become savepoints. Nested batches join the outer one.
+    """
+    if getattr(db, "batching", False):
+        yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    db.batching = True  # type: ignore[attr-defined]
+    try:
+        yield db
+    except BaseException:
+        db.batching = False  # type: ignore[attr-defined]
+        db.conn.rollback()
+        raise
+    db.batching = False  # type: ignore[attr-defined]
+    db.conn.commit()
 
 
 def run_script(db: sqlite_utils.Database, sql: str) -> None:

@@ -16,6 +16,7 @@ from flask import Response, copy_current_request_context, current_app, request
 
 from callflows.voice import Links, Style, absolute_links
 from data import calls, residents
+from data import db as store
 from data.db import isoformat
 from ivr import phones, recordings
 from ivr.db import get_db
@@ -218,8 +219,14 @@ class Call:
 
         @copy_current_request_context  # the steps may read the webhook's fields
         def write() -> None:
-            for step in steps:
-                self.safely(step)
+            # One transaction for all of them: SQLite's write lock once per webhook, not once
+            # per row (under load the webhooks queue for that lock).
+            try:
+                with store.batch(get_db()):
+                    for step in steps:
+                        self.safely(step)
+            except Exception:
+                log.exception("bookkeeping of call %s failed as one batch", self.sid)
 
         response.call_on_close(write)
         return response

@@ -34,17 +34,22 @@ HELPER_NEEDS = {
 
 @bp.post("/twilio/voice")
 def voice() -> Response:
-    """The Voice URL of every number: route the call by the number it dialled."""
+    """The Voice URL of every number: route the call by the number it dialled.
+
+    Nothing in the database holds up the answer: the caller's record is a read (WAL readers
+    never wait for writers), and the call log is written after the answer has gone out, in
+    one transaction (``Call.answer_first``).
+    """
     call = current_call()
-    if call.line is Line.SOS:
-        # Nothing in the database can hold up an SOS call: the lookup is a read (WAL readers
-        # never wait for writers) and every write happens after the answer has gone out.
-        call.answer_first()
-        resident = call.known_resident()
-        call.open(resident)
-        return call.send_after(twiml(send_to_sos(call, resident, reason=Reason.SOS_KEY.value)))
-    resident = call.resident()
+    call.answer_first()
+    resident = call.known_resident()
     call.open(resident)
+    if call.line is Line.SOS:
+        return call.send_after(twiml(send_to_sos(call, resident, reason=Reason.SOS_KEY.value)))
+    return call.send_after(twiml(_answer(call, resident)))
+
+
+def _answer(call: Call, resident: dict | None) -> VoiceResponse:
     style = call.caller_style
     if call.line is Line.HOTLINE:
         title = (
@@ -53,18 +58,18 @@ def voice() -> Response:
             else None
         )
         call.event("menu", {"menu": "hotline", "attempt": 1})
-        return twiml(hotline.menu(style, call.links, intro=[hotline.greeting(title)]))
+        return hotline.menu(style, call.links, intro=[hotline.greeting(title)])
     if call.line is Line.HELPER:
-        return twiml(helper_routes.line_answer(call))
+        return helper_routes.line_answer(call)
     if call.line is Line.SHORTCUT:
         if resident is None:
-            return twiml(_not_registered(call))
+            return _not_registered(call)
         call.event("menu", {"menu": "shortcut_digit"})
-        return twiml(shortcut.answer(style, call.links))
+        return shortcut.answer(style, call.links)
     call.event("unknown_line", {"to": field("To")})
     response = VoiceResponse()
     say(response, prompts.UNKNOWN_LINE, style)
-    return twiml(to_operator(call, Reason.UNKNOWN_LINE.value, response))
+    return to_operator(call, Reason.UNKNOWN_LINE.value, response)
 
 
 @bp.post("/twilio/status")
@@ -75,6 +80,7 @@ def status() -> Response:
     if not call_sid or call_status not in calls.STATUS_RANK:
         abort(400)
     call = current_call()
+    call.answer_first()  # the 204 first; the call log after it, in one transaction
     duration = int_field("CallDuration", default=0) if field("CallDuration") else None
     detail = {
         "status": call_status,
@@ -98,7 +104,7 @@ def status() -> Response:
             at=call.at,
         )
     )
-    return Response(status=204)
+    return call.send_after(Response(status=204))
 
 
 # -- service hotline ----------------------------------------------------------------------
