@@ -17,6 +17,7 @@ from admin import (
     auth,
     board,
     calls_pages,
+    care_pages,
     console,
     dashboard,
     helpers_admin,
@@ -109,5 +110,6 @@ def init_app(app: Flask) -> None:
         operators_admin,
         helpers_admin,
         tasks_pages,
+        care_pages,
     ):
         app.register_blueprint(module.bp)

@@ -48,12 +48,20 @@ def index() -> ResponseReturnValue:
     )
 
 
-def _entry(alert: dict[str, Any], names: dict[str, str]) -> tuple[timeline.Entry, int | None]:
-    """An alert's words, and the task (派单) it is about: linked, not said as a detail."""
+def _entry(
+    alert: dict[str, Any], names: dict[str, str]
+) -> tuple[timeline.Entry, int | None, int | None]:
+    """An alert's words, and the task (派单) and resident it is about: linked, not said as
+    details (a resident's id is never said)."""
     detail = dict(alert.get("detail") or {})
     task = detail.pop("task", None)
+    resident = detail.get("resident_id")
     entry = timeline.alert_entry({**alert, "detail": detail}, names)
-    return entry, task if isinstance(task, int) else None
+    return (
+        entry,
+        task if isinstance(task, int) else None,
+        resident if isinstance(resident, int) else None,
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/ack")

@@ -250,6 +250,62 @@ TASK_EVENTS = Labels(
         "attention_cleared": "主管已处理",
     },
 )
+# Care calls (关怀电话, data/care.py): a day's call to a resident and its timeline.
+CARE_STATES = Labels(
+    "care call state",
+    "未知状态",
+    {
+        "scheduled": "待拨打",
+        "calling": "拨打中",
+        "retry": "待重拨",
+        "fine": "身体好",
+        "needs_help": "需要帮助",
+        "chat": "想聊天",
+        "needs_check": "需核实",
+        "unreachable": "联系不上",
+        "skipped": "已跳过",
+    },
+)
+CARE_EVENTS = Labels(
+    "care event",
+    "未知事件",
+    {
+        "planned": "安排关怀电话",
+        "call_placed": "拨出电话",
+        "answered": "老人接听",
+        "skipped": "不用拨打",
+        "fine": "身体好",
+        "needs_help": "需要帮助",
+        "chat": "想聊天",
+        "needs_check": "需核实",
+        "retry": "未接通，稍后重拨",
+        "unreachable": "联系不上",
+        "call_failed": "电话未能拨出",
+        "sms_sent": "短信已发",
+        "sms_failed": "短信失败",
+        "unreachable_handled": "已通知家属和助老员",
+    },
+)
+# Why a care call reached nobody: the provider's status, or what the engine saw.
+CARE_UNANSWERED = Labels(
+    "care call status",
+    "未知状态",
+    {**STATUSES, "machine": "答录机接听", "failed": "未能拨通", "no_report": "没有收到通话结果"},
+)
+# A care schedule's weekdays (``mon;thu``), in the order of the week.
+WEEKDAYS = Labels(
+    "weekday",
+    "未知日子",
+    {
+        "mon": "周一",
+        "tue": "周二",
+        "wed": "周三",
+        "thu": "周四",
+        "fri": "周五",
+        "sat": "周六",
+        "sun": "周日",
+    },
+)
 REASONS = Labels(
     "reason",
     "未知原因",
@@ -268,6 +324,10 @@ REASONS = Labels(
         "unknown_line": "拨打的号码不是本中心线路",
         "helper_line": "助老员专线来电",
         "followup": "服务回访，老人还需要帮忙",
+        "care_help": "关怀电话，老人说不舒服",
+        "care_silent": "关怀电话，老人没有回答",
+        "care_chat": "关怀电话，老人想聊聊天",
+        "callback_requested": "热线登记后要求回电",
         # why the family line could not dial
         "not_registered": "号码未开通亲情电话",
         "no_contacts": "没有设置亲情号码",
@@ -291,6 +351,9 @@ REASONS = Labels(
         "task_unaccepted": "任务无人接单",
         "task_no_helper": "无助老员可派",
         "task_not_arrived": "助老员未到达",
+        # why a day's care call was not placed (data/care.py ``skip``)
+        "called_today": "今天已来电",
+        "not_scheduled": "已不需要",
     },
 )
 # Who settled the minutes of a family call.
@@ -396,6 +459,8 @@ EVENTS = Labels(
         "helper_unknown": "未登记号码打助老员专线",
         "helper_line": "助老员来电",
         "followup_of": "回访转人工",
+        "outbound_to_person": "中心去电转人工",
+        "hotline_callback_placed": "热线回电",
     },
 )
 
@@ -418,6 +483,8 @@ ALERT_KINDS = Labels(
         "task_unaccepted": "任务无人接单",
         "task_no_helper": "无助老员可派",
         "task_not_arrived": "助老员未到达",
+        "care_unreachable": "关怀电话联系不上",
+        "resident_inactive": "老人多日无联系",
     },
 )
 
@@ -467,6 +534,9 @@ DETAIL_KEYS = Labels(
         "helper": "助老员",
         "task": "任务",
         "resident": "老人",
+        "care_call": "关怀电话",
+        "request": "服务单",
+        "last_seen": "最后联系",
     },
 )
 
@@ -502,6 +572,15 @@ def answerer(operator_id: str | None, operators: Mapping[str, str]) -> str:
     if operator_id == "duty":  # a duty phone's acceptance recorded without its number
         return TARGETS["duty"]
     return operators.get(operator_id, operator_id)
+
+
+def care_schedule(schedule: str | None) -> str:
+    """A care schedule in Chinese: 每天, 不打, 每周一、周四."""
+    if schedule == "daily":
+        return "每天"
+    if not schedule or schedule == "none":
+        return "不打"
+    return "每" + "、".join(WEEKDAYS(day) for day in schedule.split(";"))
 
 
 def local_time(stored: str | None, with_date: bool = True) -> str:

@@ -19,10 +19,11 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from admin import labels
+from admin import care_pages, labels
 from admin.auth import audit, now_iso, require
 from admin.requests_pages import STATUSES, TYPES
 from data import admin_queries, residents
+from data import care as care_store
 from data import tasks as task_store
 from data.residents import SUBSIDY_CATEGORIES
 from ivr import importer, phones
@@ -39,6 +40,8 @@ REQUIRED = {"name": "姓名", "community": "社区", "address": "地址"}
 OPTIONAL = {"medical_notes": "病史", "dialect": "方言"}
 # Everything but the phone (the resident's identity) and the active flag (its own buttons).
 EDITABLE = tuple(f for f in residents.RESIDENT_FIELDS if f not in ("phone", "active"))
+# Care calls shown on the card, newest day first.
+CARE_HISTORY = 14
 IMPORT_NAMES = {"residents": "老人名单", "contacts": "亲情号码（联系人）"}
 
 
@@ -91,6 +94,11 @@ def read_resident_form(form: MultiDict) -> tuple[dict[str, Any], dict[str, str]]
         errors["free_minutes"] = "免费分钟数只能留空（按默认）或填不小于0的整数。"
     values["free_minutes"] = int(minutes) if minutes and "free_minutes" not in errors else None
     values["lives_alone"] = 1 if form.get("lives_alone") else 0
+    # A form without the care-call fields (an older page) leaves the schedule as it is.
+    if "care" in form:
+        values["care"], error = care_pages.read_schedule(form)
+        if error:
+            errors["care"] = error
     return values, errors
 
 
@@ -125,6 +133,7 @@ def _edit_page(
     errors: dict[str, str] | None = None,
     contact_forms: dict[int, dict[str, Any]] | None = None,
     contact_errors: dict[int, str] | None = None,
+    care: dict[str, Any] | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
     page = render_template(
@@ -132,6 +141,9 @@ def _edit_page(
         resident=resident,
         form=form or resident,
         errors=errors or {},
+        care=care or care_pages.schedule_choice(resident["care"]),
+        care_modes=care_pages.MODES,
+        weekdays=labels.WEEKDAYS,
         contact_forms=contact_forms or _contact_forms(resident["id"]),
         contact_errors=contact_errors or {},
         genders=GENDERS,
@@ -163,7 +175,8 @@ def index() -> ResponseReturnValue:
 @bp.get("/residents/<int:resident_id>")
 @require("supervisor")
 def card(resident_id: int) -> ResponseReturnValue:
-    """A resident's card: every field, contacts, recent calls, service requests and tasks."""
+    """A resident's card: every field, contacts, recent calls, service requests, tasks and care
+    calls."""
     resident = _resident(resident_id)
     db = get_db()
     return render_template(
@@ -174,6 +187,7 @@ def card(resident_id: int) -> ResponseReturnValue:
         calls=admin_queries.resident_calls(db, resident_id),
         requests=admin_queries.resident_requests(db, resident_id),
         tasks=task_store.for_resident(db, resident_id),
+        care_calls=care_store.for_resident(db, resident_id, limit=CARE_HISTORY),
         genders=GENDERS,
         labels=labels,
         request_types=TYPES,
@@ -191,11 +205,17 @@ def edit(resident_id: int) -> ResponseReturnValue:
     values, errors = read_resident_form(request.form)
     if errors:
         flash("有内容需要修改，请看红字提示。", "error")
-        return _edit_page(resident, form=request.form.to_dict(), errors=errors, status=400)
+        return _edit_page(
+            resident,
+            form=request.form.to_dict(),
+            errors=errors,
+            care=care_pages.form_choice(request.form),
+            status=400,
+        )
     changes = {
         field: [resident[field], values[field]]
         for field in EDITABLE
-        if resident[field] != values[field]
+        if field in values and resident[field] != values[field]
     }
     db = get_db()
     with db.atomic():

@@ -4,14 +4,16 @@ A call's timeline is written through ``data.calls.add_event`` and every helper t
 ``kind`` parameter on to it (``Call.event``, ``record.event``, ``log_for``...), found here by
 following those parameters; the switchboard's Lua journal writes ``offered`` and ``widened``.
 A task's timeline is written the same way through ``data.tasks._event`` (``add_event``,
-``_move``, ``settle_offer``, the engine's ``settled``...). The two share function names
-(``add_event``), so a call through a module's name (``task_store.add_event``) or of a name
-defined or imported in the calling module is matched to that module's function only; a method
-call on an object (``call.event``) matches any function of that name.
+``_move``, ``settle_offer``, the engine's ``settled``...), and a care call's through
+``data.care._event`` (``add_event``, and ``settle``, whose kind is the state it is given:
+``state.value``). They share function names (``add_event``), so a call through a module's
+name (``task_store.add_event``) or of a name defined or imported in the calling module is
+matched to that module's function only; a method call on an object (``call.event``) matches
+any function of that name.
 A value given as a variable is resolved from what is assigned to it in the same function, or,
-when it is the function's parameter, from what its callers pass; a value looked up in a
-module's constant dict (``OFFER_KEYS.get(digits)``) is any of the dict's values; enum members
-are resolved from the enum classes of the engine.
+when it is the function's parameter (or that parameter's enum ``.value``), from what its
+callers pass; a value looked up in a module's constant dict (``OFFER_KEYS.get(digits)``) is
+any of the dict's values; enum members are resolved from the enum classes of the engine.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ Writers = dict[tuple[str | None, str], set[int]]
 CALL_EVENTS = "data.calls:add_event"
 TASK_EVENTS = "data.tasks:_event"
 TASK_MODULES = ("data.tasks", "queue_workers.tasks")
+CARE_EVENTS = "data.care:_event"
 
 
 def _name(call: ast.Call) -> str:
@@ -54,6 +57,13 @@ def _arg(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
     if position < len(call.args) and not isinstance(call.args[position], ast.Starred):
         return call.args[position]
     return next((k.value for k in call.keywords if k.arg == keyword), None)
+
+
+def _passed_on(arg: ast.expr | None) -> ast.expr | None:
+    """``state.value`` given on is ``state`` (an enum member's value) for following it."""
+    if isinstance(arg, ast.Attribute) and arg.attr == "value" and isinstance(arg.value, ast.Name):
+        return arg.value
+    return arg
 
 
 def _assigned(fn: ast.AST, name: str) -> list[ast.expr]:
@@ -220,7 +230,7 @@ class Scan:
                     if not isinstance(node, ast.Call):
                         continue
                     for position in self.positions(found, self.target(module, node)):
-                        arg = _arg(node, position, param)
+                        arg = _passed_on(_arg(node, position, param))
                         if isinstance(arg, ast.Name) and arg.id in params:
                             mine = params.index(arg.id)
                             if mine not in found[(module, fn.name)]:
@@ -249,7 +259,8 @@ class Scan:
         return out
 
     def event_kinds(self, seed: str = CALL_EVENTS) -> dict[str, list[str]]:
-        """Every kind of a timeline (a call's, or ``TASK_EVENTS``) the engine can write -> where."""
+        """Every kind of a timeline (a call's, ``TASK_EVENTS``, ``CARE_EVENTS``) the engine can
+        write -> where."""
         kinds: dict[str, list[str]] = defaultdict(list)
         for where, _, arg in self.arguments(self.writers({seed: {2}}, "kind"), "kind"):
             for kind in self.strings(arg):

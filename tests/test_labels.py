@@ -129,6 +129,8 @@ SAMPLES: dict[str, list[dict]] = {
     "helper_unknown": [{"from": "+8613911112222"}],
     "helper_line": [{"helper": "h01"}],
     "followup_of": [{"task": 12}],
+    "outbound_to_person": [{"care_call": 12}, {"request": 7}],
+    "hotline_callback_placed": [{"request_id": 7, "attempt": 1}],
 }
 ALERT_SAMPLES = {
     "sos_callback_unanswered": {"attempts": 3},
@@ -142,6 +144,13 @@ ALERT_SAMPLES = {
     "task_unaccepted": {"task": 12, "resident": "陈国强"},
     "task_no_helper": {"task": 12, "resident": "陈国强"},
     "task_not_arrived": {"task": 12, "resident": "+8613800138000"},
+    "care_unreachable": {"care_call": 12, "resident": "陈国强", "task": 12},
+    "resident_inactive": {
+        "resident_id": 1,
+        "resident": "陈国强",
+        "last_seen": "2026-11-12T02:00:00.000Z",
+        "task": 12,
+    },
 }
 
 
