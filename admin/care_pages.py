@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-import sqlite_utils
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
@@ -62,12 +61,6 @@ def read_schedule(form: MultiDict) -> tuple[str | None, str | None]:
 # -- the pages ------------------------------------------------------------------------------
 
 
-def _communities(db: sqlite_utils.Database) -> list[str]:
-    """The communities of active residents (for the filter and the schedule form)."""
-    sql = "SELECT DISTINCT community FROM residents WHERE active = 1 AND community != ''"
-    return sorted(row[0] for row in db.execute(sql).fetchall())
-
-
 def _day(text: str | None) -> date:
     """The day asked for (``YYYY-MM-DD``), else today in Shanghai."""
     try:
@@ -84,7 +77,7 @@ def index() -> ResponseReturnValue:
     args = request.args
     day = _day(args.get("day")).isoformat()
     counted = care_store.counts(db, day)
-    communities = sorted(set(_communities(db)) | set(counted) - {""})
+    communities = sorted(set(care_store.communities(db)) | set(counted) - {""})
     state = args.get("state") if args.get("state") in labels.CARE_STATES else ""
     community = args.get("community") if args.get("community") in communities else ""
     rows = care_store.for_day(db, day, state=state, community=community)
@@ -133,7 +126,7 @@ def community_schedule() -> ResponseReturnValue:
     db = get_db()
     community = request.form.get("community") or ""
     schedule, error = read_schedule(request.form)
-    if community not in _communities(db):
+    if community not in care_store.communities(db):
         error = "请选择社区。"
     if error:
         flash(error, "error")

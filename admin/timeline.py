@@ -155,6 +155,7 @@ FORMATS: dict[str, Callable[[Any, Mapping[str, str]], str]] = {
     "seconds": lambda v, _: seconds(v),
     "charged": lambda v, _: seconds(v),
     "time_limit": lambda v, _: seconds(v),
+    "last_seen": lambda v, _: labels.local_time(v),
 }
 
 
@@ -200,6 +201,13 @@ SENTENCES: dict[str, Callable[[Detail], str]] = {
     "choice": lambda d: _join(d.opt("menu", "在{}"), d.opt("choice", "选择{}"), d["slot"]),
     "service_request": lambda d: _join(d.opt("type", "登记{}"), d.opt("request_id", "服务单{}号")),
     "callback_requested": lambda d: d.opt("request_id", "服务单{}号要求回电"),
+    "hotline_callback_placed": lambda d: _join(
+        d.opt("request_id", "回电服务单{}号的老人"), d.opt("attempt", "第{}次")
+    ),
+    "outbound_to_person": lambda d: _join(
+        d.opt("care_call", "关怀电话{}号") or d.opt("request", "回电服务单{}号"),
+        "老人转接工作人员",
+    ),
     "to_operator": lambda d: d.opt("reason", "原因：{}"),
     "enqueued": lambda d: _join(d.opt("queue", "进入{}"), d.opt("position", "排第{}位")),
     "queue_exit": lambda d: _join(

@@ -366,3 +366,9 @@ def last_answered_day(db: sqlite_utils.Database, resident_id: int) -> str | None
     placeholders = ",".join(f"'{s.value}'" for s in ANSWERED_STATES)
     sql = f"SELECT max(day) FROM care_calls WHERE resident_id = ? AND state IN ({placeholders})"
     return db.execute(sql, [resident_id]).fetchone()[0]
+
+
+def communities(db: sqlite_utils.Database) -> list[str]:
+    """The communities of active residents (the care page's filter and schedule form)."""
+    sql = "SELECT DISTINCT community FROM residents WHERE active = 1 AND community != ''"
+    return sorted(row[0] for row in db.execute(sql).fetchall())
