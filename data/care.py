@@ -219,18 +219,17 @@ def start_attempt(db: sqlite_utils.Database, care_id: int, attempt: int, at: str
             " WHERE id = ? AND state = ? AND attempts = ?",
             [attempt, at, at, care_id, start, attempt - 1],
         )
-        if cursor.rowcount:
-            _event(db, care_id, "call_placed", {"attempt": attempt}, at)
     return cursor.rowcount > 0
 
 
-def placed(db: sqlite_utils.Database, care_id: int, attempt: int, call_sid: str) -> None:
-    """The provider's sid of this attempt's call."""
+def placed(db: sqlite_utils.Database, care_id: int, attempt: int, call_sid: str, at: str) -> None:
+    """The provider took this attempt's call (at its slot): its sid, and when."""
     with db.atomic():
         db.execute(
-            "UPDATE care_calls SET call_sid = ? WHERE id = ? AND attempts = ?",
-            [call_sid, care_id, attempt],
+            "UPDATE care_calls SET call_sid = ?, placed_at = ? WHERE id = ? AND attempts = ?",
+            [call_sid, at, care_id, attempt],
         )
+        _event(db, care_id, "call_placed", {"attempt": attempt, "sid": call_sid}, at)
 
 
 def skip(db: sqlite_utils.Database, care_id: int, reason: str, at: str) -> bool:

@@ -7,6 +7,7 @@ provider replaces that client, not these functions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
@@ -29,16 +30,21 @@ def place_call(
     status_path: str,
     args: dict[str, Any],
     timeout: int,
+    pace: Callable[[], None] | None = None,
 ) -> str | Exception:
     """Ring ``to`` with answering-machine detection; the call's sid, or the last error.
 
     ``path`` answers the call and ``status_path`` hears how it ended, both with ``args``.
+    ``pace`` is called right before every request to the provider (a retry too): the care
+    calls wait there for their slot under the carrier's call rate.
     """
     links = absolute_links(ctx.settings.public_base_url)
     last_error: Exception = ValueError(f"no number to call ({to!r})")
     for pause in REST_BACKOFF if to and from_ else ():
         if pause:
             ctx.sleep(pause)
+        if pace is not None:
+            pace()
         try:
             call = ctx.rest.calls.create(
                 to=to,

@@ -42,7 +42,7 @@ DAY = "2026-11-16"  # the test clock's day in Shanghai
 # A realistic detail of every kind of care event, in each shape the engine writes it.
 CARE_SAMPLES: dict[str, list[dict]] = {
     "planned": [{"at": "2026-11-16T02:05:00.000Z"}],
-    "call_placed": [{"attempt": 1}],
+    "call_placed": [{"attempt": 1, "sid": "CA0123456789abcdef0123456789abcdef"}],
     "answered": [{"attempt": 2}],
     "skipped": [{"reason": "called_today"}, {"reason": "not_scheduled"}],
     "fine": [{"attempt": 1}],
