@@ -60,7 +60,7 @@ _TAKE_SLOT = """
 local now = tonumber(ARGV[1])
 local gap = tonumber(ARGV[2])
 local free = tonumber(redis.call('GET', KEYS[1]) or '0')
-local slot = math.max(now, free)
+local slot = math.max(now, free, tonumber(ARGV[3] or '0'))
 redis.call('SET', KEYS[1], tostring(slot + gap), 'PX', 86400000)
 return slot
 """
@@ -92,7 +92,8 @@ def plan_day(ctx: Context, day: date) -> dict[str, Any]:
     """Plan ``day``'s care calls (only those not planned yet) and schedule their jobs.
 
     The calls are spread evenly over what is left of the window, never closer together than
-    the rate allows (then they run past the window's end: ``overflow`` says by how much).
+    the rate allows (``slot_gap_ms``; then they run past the window's end: ``overflow`` says
+    by how much).
     """
     db = ctx.db
     begin, end = window(day, ctx.settings.care_call_window)
@@ -105,7 +106,9 @@ def plan_day(ctx: Context, day: date) -> dict[str, Any]:
         result["overflow_seconds"] = 0
         return result
     span = (end - begin).total_seconds()
-    gap = max(span / len(new), 1 / ctx.settings.care_calls_per_second)
+    # Never closer than the placement slots (the rate with its margin): a plan at exactly the
+    # rate would fall behind its slots by the margin, call after call.
+    gap = max(span / len(new), slot_gap_ms(ctx.settings.care_calls_per_second) / 1000)
     rows = [(r, isoformat(begin + timedelta(seconds=i * gap))) for i, r in enumerate(new)]
     made = care_store.plan(db, rows, day.isoformat(), _now(ctx))
     queue = ctx.queue(QUEUE)
@@ -165,11 +168,12 @@ def slot_gap_ms(rate: float) -> int:
     return math.ceil(1000 / rate * 1.02) + 5
 
 
-def take_slot(ctx: Context) -> int:
-    """The moment (ms) this call may start: now, or after the last call taken + the gap."""
+def take_slot(ctx: Context, not_before_ms: int = 0) -> int:
+    """The moment (ms) this call may start: now (not before ``not_before_ms``), or after the
+    last call taken + the gap."""
     gap = slot_gap_ms(ctx.settings.care_calls_per_second)
     now = ctx.board.now()
-    return int(ctx.redis.eval(_TAKE_SLOT, 1, SLOT_KEY, now, gap))
+    return int(ctx.redis.eval(_TAKE_SLOT, 1, SLOT_KEY, now, gap, not_before_ms))
 
 
 def _wait_until(ctx: Context, slot_ms: int) -> None:
@@ -178,8 +182,12 @@ def _wait_until(ctx: Context, slot_ms: int) -> None:
         ctx.sleep(wait / 1000)
 
 
-def place(care_id: int, attempt: int, slot_ms: int = 0) -> str:
-    """Place attempt ``attempt`` of a care call (at most one, whoever runs this)."""
+def place(care_id: int, attempt: int, slot_ms: int = 0, at_once: bool = False) -> str:
+    """Place attempt ``attempt`` of a care call (at most one, whoever runs this).
+
+    Not before its planned time, unless ``at_once`` (``care run-now``); never faster than
+    the rate either way.
+    """
     ctx = context.current()
     db = ctx.db
     row = care_store.get(db, care_id)
@@ -193,7 +201,9 @@ def place(care_id: int, attempt: int, slot_ms: int = 0) -> str:
         care_store.skip(db, care_id, "called_today", _now(ctx))
         return "skipped"
     if not slot_ms:
-        slot_ms = take_slot(ctx)
+        # RQ's scheduler works in whole seconds and may run a job up to a second early.
+        planned = datetime.fromisoformat(row["next_at"].replace("Z", "+00:00"))
+        slot_ms = take_slot(ctx, 0 if at_once else int(planned.timestamp() * 1000))
     wait = slot_ms - ctx.board.now()
     if wait > MAX_SLEEP_MS:
         # Not our turn yet: come back for the slot taken (a later job takes the next one).
@@ -251,7 +261,7 @@ def run_now(ctx: Context, phone: str | None = None) -> list[int]:
         if phone and row["phone"] != phone:
             continue
         attempt = row["attempts"] + 1
-        ctx.enqueue(QUEUE, place, row["id"], attempt)
+        ctx.enqueue(QUEUE, place, row["id"], attempt, 0, True)
         queued.append(int(row["id"]))
     return queued
 
