@@ -287,3 +287,18 @@ def test_the_operator_rung_for_a_hotline_caller_sees_the_hotline_number(town):
     centre.work()
     (offer,) = [c for c in centre.standin.created_calls() if "/ivr/leg/answer" in c["url"]]
     assert offer["from"] == HOTLINE
+
+
+def test_the_timekeeper_runs_the_daily_inactivity_check(town):
+    centre = town
+    created = centre.clock().isoformat()
+    centre.ctx.db.execute("UPDATE residents SET created_at = ?", [created])
+    centre.ctx.db.conn.commit()
+    centre.work()  # day 1: planned and checked, nobody inactive yet
+    assert "resident_inactive" not in centre.alerts()
+    centre.clock.advance(days=4)
+    centre.redis.delete(care.PLAN_CHECK)  # a minute has passed for the timekeeper's check too
+    centre.work()
+    assert centre.alerts().count("resident_inactive") == 2
+    visits = task_store.search(centre.ctx.db, now="9999")
+    assert {t["source"] for t in visits} == {"care"}
