@@ -326,7 +326,7 @@ def arrival_check(task_id: int, attempt: int, check: int) -> None:
             _alert(ctx, task, "task_not_arrived", body)
         return
     key = f"arrival-call:{task_id}:{attempt}"
-    if task_store.add_event(
+    if not task_store.add_event(
         ctx.db,
         task_id,
         "arrival_check",
@@ -334,19 +334,18 @@ def arrival_check(task_id: int, attempt: int, check: int) -> None:
         dedup_key=key,
         at=_now(ctx),
     ):
-        placed = outbound.place_call(
-            ctx,
-            to=task["helper_phone"],
-            from_=helper_line(ctx),
-            path="/ivr/helper/arrival",
-            status_path="/ivr/helper/call-status",
-            args={"task": task_id, "attempt": attempt},
-            timeout=ctx.settings.helper_ring_seconds,
-        )
-        if isinstance(placed, Exception):
-            task_store.add_event(
-                ctx.db, task_id, "call_failed", {"error": str(placed)}, at=_now(ctx)
-            )
+        return  # checked already (a repeated job, or the sweep): its second check is armed
+    placed = outbound.place_call(
+        ctx,
+        to=task["helper_phone"],
+        from_=helper_line(ctx),
+        path="/ivr/helper/arrival",
+        status_path="/ivr/helper/call-status",
+        args={"task": task_id, "attempt": attempt},
+        timeout=ctx.settings.helper_ring_seconds,
+    )
+    if isinstance(placed, Exception):
+        task_store.add_event(ctx.db, task_id, "call_failed", {"error": str(placed)}, at=_now(ctx))
     ctx.enqueue_in(
         ctx.settings.arrival_check_seconds,
         Priority.SOS,
@@ -480,6 +479,40 @@ def sweep(ctx: Context) -> int:
     for (task_id,) in db.execute(late, [isoformat(now)]).fetchall():
         found += 1
         ctx.enqueue(Priority.SOS, accept_deadline, task_id)
+    found += _sweep_arrival_checks(ctx, now)
+    found += _sweep_followups(ctx, now)
+    return found
+
+
+def _sweep_arrival_checks(ctx: Context, now: datetime) -> int:
+    """Accepted emergency visits past their arrival checks: run the checks (idempotent)."""
+    arrival = ctx.settings.arrival_check_seconds
+    first = isoformat(now - timedelta(seconds=arrival + 60))
+    second = isoformat(now - timedelta(seconds=2 * arrival + 60))
+    sql = (
+        "SELECT id, attempt, accepted_at FROM tasks"
+        " WHERE state = 'accepted' AND priority = 'emergency' AND accepted_at < ?"
+    )
+    found = 0
+    for row in ctx.db.query(sql, [first]):
+        check = 2 if row["accepted_at"] < second else 1
+        ctx.enqueue(Priority.SOS, arrival_check, row["id"], row["attempt"], check)
+        found += 1
+    return found
+
+
+def _sweep_followups(ctx: Context, now: datetime) -> int:
+    """Follow-up calls planned over a minute ago and not placed: place them (once)."""
+    sql = (
+        "SELECT t.id, t.followup_attempts, max(json_extract(e.detail, '$.when')) AS due"
+        " FROM tasks t JOIN task_events e ON e.task_id = t.id AND e.kind = 'followup_scheduled'"
+        " WHERE t.state = 'done' AND t.followup_state = 'scheduled'"
+        " AND t.followup_answer IS NULL GROUP BY t.id HAVING due < ?"
+    )
+    found = 0
+    for row in ctx.db.query(sql, [isoformat(now - timedelta(seconds=60))]):
+        ctx.enqueue(Priority.HOTLINE, followup_call, row["id"], row["followup_attempts"] + 1)
+        found += 1
     return found
 
 

@@ -345,3 +345,40 @@ def test_odd_task_arguments_get_a_clear_4xx(town, path):
     assert leg.post(path).status == 400
     assert leg.post(path + "?task=x&attempt=1").status == 400
     assert leg.post(path + "?task=999&attempt=1").status == 404
+
+
+def test_arrival_checks_and_followups_lost_with_redis_are_run_by_the_sweep(town):
+    centre = town
+    arrival = centre.ctx.settings.arrival_check_seconds
+    call = centre.call(CHEN["phone"], SOS)
+    call.start()
+    task_id = engine.sos_visit(centre.ctx, call.sid, by="op1")
+    centre.work()
+    helper_answers(centre, LIN, "1")
+
+    def lose_redis():
+        centre.redis.flushdb()  # every scheduled job with it
+        centre.redis.set("cc:epoch", 1)
+
+    lose_redis()
+    centre.clock.advance(seconds=arrival + 61)
+    centre.work()
+    assert len(calls_to(centre, LIN["phone"], "/ivr/helper/arrival")) == 1
+    lose_redis()
+    centre.clock.advance(seconds=arrival + 61)
+    centre.work()
+    centre.redis.delete(engine.SWEEP)  # the sweep again (its mark lives 30 s of real time)
+    centre.work()
+    assert centre.alerts().count("task_not_arrived") == 1
+    assert len(calls_to(centre, LIN["phone"], "/ivr/helper/arrival")) == 1
+    # Lin arrives late and finishes; the follow-up job is lost too, the sweep places it.
+    line = PhoneCall(centre.client, centre.app, LIN["phone"], HELPER_LINE)
+    line.post(line.start().url("Gather"), Digits="2")
+    lose_redis()
+    centre.clock.advance(seconds=centre.ctx.settings.followup_delay_seconds + 61)
+    centre.work()
+    assert len(calls_to(centre, CHEN["phone"], "/ivr/followup")) == 1
+    centre.redis.delete(engine.SWEEP)
+    centre.work()
+    assert len(calls_to(centre, CHEN["phone"], "/ivr/followup")) == 1, "placed once"
+    assert task_store.get(centre.ctx.db, task_id)["followup_state"] == "calling"
