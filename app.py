@@ -14,6 +14,7 @@ import admin
 from data import db as store
 from ivr import (
     backup,
+    bookkeeping,
     care_routes,
     db,
     fallback,
@@ -63,6 +64,7 @@ def create_app(
         conn.conn.close()
 
     db.init_app(app)
+    bookkeeping.init_app(app)
     queueing.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(fallback.bp)

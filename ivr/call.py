@@ -18,7 +18,7 @@ from callflows.voice import Links, Style, absolute_links
 from data import calls, residents
 from data import db as store
 from data.db import isoformat
-from ivr import phones, recordings
+from ivr import bookkeeping, phones, recordings
 from ivr.db import get_db
 from ivr.settings import Settings
 
@@ -220,7 +220,8 @@ class Call:
         @copy_current_request_context  # the steps may read the webhook's fields
         def write() -> None:
             # One transaction for all of them: SQLite's write lock once per webhook, not once
-            # per row (under load the webhooks queue for that lock).
+            # per row (under load the webhooks queue for that lock); the bookkeeper's writer
+            # joins many webhooks' steps into one (``store.batch`` nests).
             try:
                 with store.batch(get_db()):
                     for step in steps:
@@ -228,7 +229,13 @@ class Call:
             except Exception:
                 log.exception("bookkeeping of call %s failed as one batch", self.sid)
 
-        response.call_on_close(write)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        def hand_over() -> None:
+            if not bookkeeping.hand_over(app, write):
+                write()
+
+        response.call_on_close(hand_over)
         return response
 
 

@@ -113,6 +113,9 @@ class Settings:
     care_call_retries: int = 2
     care_call_retry_seconds: int = 900
     inactivity_days: int = 3
+    # The call log a webhook writes after its answer: on one thread per process, many webhooks
+    # in one transaction (true), or each on its own request's thread (false).
+    bookkeeping_thread: bool = True
     worker_processes: int = 2
     timekeeper_tick_seconds: float = 0.25
     port: int = 5000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ivr import bookkeeping
 from tests.conftest import BASE_URL, HOTLINE, sign
 
 PARAMS = {"CallSid": "CA" + "a" * 32, "From": "+8618612345678", "To": HOTLINE}
@@ -11,7 +12,9 @@ PARAMS = {"CallSid": "CA" + "a" * 32, "From": "+8618612345678", "To": HOTLINE}
 
 def post(client, headers, path="/twilio/voice", data=PARAMS):
     # buffered: the response is closed as a server closes it (the call log is written then)
-    return client.post(path, data=data, headers=headers, buffered=True)
+    response = client.post(path, data=data, headers=headers, buffered=True)
+    bookkeeping.flush(client.application)
+    return response
 
 
 @pytest.mark.parametrize(

@@ -123,6 +123,7 @@ def test_a_database_locked_by_another_writer_does_not_hold_up_the_sos_answer(app
     import sqlite3
     import threading
 
+    from ivr import bookkeeping
     from tests.conftest import sign
 
     params = {"CallSid": "CA" + "7" * 32, "From": "+8618612345678", "To": SOS}
@@ -147,7 +148,8 @@ def test_a_database_locked_by_another_writer_does_not_hold_up_the_sos_answer(app
     assert response.status_code == 200 and b"<Enqueue" in response.data
     locker.rollback()
     locker.close()
-    response.close()  # sent: the call log is written now
+    response.close()  # sent: the call log is handed to the bookkeeper's thread now
+    assert bookkeeping.flush(app)
     assert calls.get(db, params["CallSid"])["line"] == "sos"
     assert [e["kind"] for e in calls.events(db, params["CallSid"])][:2] == [
         "call_started",
