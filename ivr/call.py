@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlite_utils
-from flask import Response, copy_current_request_context, current_app, request
+from flask import Response, abort, copy_current_request_context, current_app, request
 
 from callflows.voice import Links, Style, absolute_links
 from data import calls, residents
@@ -92,6 +92,22 @@ def int_field(
 def arg_int(name: str, default: int = 0) -> int:
     """An integer query-string argument of the app's own URLs."""
     return int_field(name, default, request.args.get)
+
+
+def row_and_attempt(
+    name: str, lookup: Callable[[sqlite_utils.Database, int], dict[str, Any] | None]
+) -> tuple[dict[str, Any], int]:
+    """The row named by ``?<name>=<id>&attempt=<n>`` of a call the centre placed.
+
+    400 for missing or odd arguments, 404 for an unknown row.
+    """
+    row_id, attempt = arg_int(name), arg_int("attempt")
+    if row_id <= 0 or attempt <= 0:
+        abort(400)
+    row = lookup(get_db(), row_id)
+    if row is None:
+        abort(404)
+    return row, attempt
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort
+from flask import Blueprint, Response
 from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import care as flows
@@ -20,8 +20,8 @@ from data import calls, residents, service_requests
 from data import care as care_store
 from data.care import CareState
 from ivr import queueing
-from ivr.call import Call, arg_int, current_call, field
-from ivr.guard import protect, twiml
+from ivr.call import Call, arg_int, current_call, field, row_and_attempt
+from ivr.guard import hang_up, protect, twiml
 from ivr.queue_routes import FINAL_STATUSES, to_operator
 from queue_workers import care, hotline_callbacks, hours
 from queue_workers.switchboard import Priority
@@ -45,9 +45,9 @@ def care_answer() -> Response:
     ctx = queueing.context()
     if field("AnsweredBy").startswith(MACHINE):
         care.unanswered(ctx, row["id"], attempt, "machine")
-        return _hang_up()
+        return hang_up()
     if not _current(row, attempt):
-        return _hang_up()
+        return hang_up()
     care_store.answered(call.db, row["id"], attempt, call.at)
     return twiml(_question(call, row, attempt))
 
@@ -58,7 +58,7 @@ def care_key() -> Response:
     call = current_call()
     row, attempt = _care_args()
     if not _current(row, attempt):
-        return _hang_up()
+        return hang_up()
     ctx = queueing.context()
     digits, speech = field("Digits"), field("SpeechResult")
     answer = flows.interpret(digits, speech)
@@ -102,7 +102,7 @@ def hotline_callback_answer() -> Response:
     ctx = queueing.context()
     if field("AnsweredBy").startswith(MACHINE):
         hotline_callbacks.unanswered(ctx, request["id"], attempt)
-        return _hang_up()
+        return hang_up()
     resident = residents.get(call.db, request["resident_id"]) if request["resident_id"] else None
     _open(call, resident["id"] if resident else None, {"request": request["id"]})
     response = VoiceResponse()
@@ -165,30 +165,12 @@ def _open(call: Call, resident_id: int | None, detail: dict[str, Any]) -> None:
 
 
 def _care_args() -> tuple[dict[str, Any], int]:
-    care_id, attempt = arg_int("care"), arg_int("attempt")
-    if care_id <= 0 or attempt <= 0:
-        abort(400)
-    row = care_store.get(current_call().db, care_id)
-    if row is None:
-        abort(404)
-    return row, attempt
+    return row_and_attempt("care", care_store.get)
 
 
 def _request_args() -> tuple[dict[str, Any], int]:
-    request_id, attempt = arg_int("request"), arg_int("attempt")
-    if request_id <= 0 or attempt <= 0:
-        abort(400)
-    request = service_requests.get(current_call().db, request_id)
-    if request is None:
-        abort(404)
-    return request, attempt
+    return row_and_attempt("request", service_requests.get)
 
 
 def _current(row: dict[str, Any], attempt: int) -> bool:
     return row["state"] == CareState.CALLING.value and row["attempts"] == attempt
-
-
-def _hang_up() -> Response:
-    response = VoiceResponse()
-    response.hangup()
-    return twiml(response)

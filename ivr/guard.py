@@ -39,6 +39,13 @@ def twiml(response: VoiceResponse) -> Response:
     return Response(str(response), mimetype="text/xml")
 
 
+def hang_up() -> Response:
+    """A document that hangs up (a machine answered, a phone no longer needed)."""
+    response = VoiceResponse()
+    response.hangup()
+    return twiml(response)
+
+
 def fail_safe(error: Exception) -> Response | HTTPException:
     """Whatever broke, the caller hears an apology and is put through to the duty phones."""
     if isinstance(error, HTTPException):

@@ -21,8 +21,8 @@ from data import helpers as helper_store
 from data import tasks as task_store
 from data.tasks import FollowupAnswer, TaskState
 from ivr import queueing
-from ivr.call import Call, arg_int, current_call, field
-from ivr.guard import protect, twiml
+from ivr.call import Call, current_call, field, row_and_attempt
+from ivr.guard import hang_up, protect, twiml
 from ivr.queue_routes import FINAL_STATUSES, to_operator
 from queue_workers import tasks as engine
 from queue_workers.switchboard import Priority
@@ -49,7 +49,7 @@ def offer_answer() -> Response:
     ctx = queueing.context()
     if field("AnsweredBy").startswith(MACHINE):
         engine.settled(ctx, task["id"], attempt, "machine")
-        return _hang_up()
+        return hang_up()
     if not _current_offer(task, attempt):
         return twiml(flows.said_and_done(prompts.HELPER_TASK_GONE, call.style))
     task_store.offer_answered(call.db, task["id"], attempt)
@@ -93,7 +93,7 @@ def arrival_answer() -> Response:
     call = current_call()
     task, attempt = _task_args()
     if field("AnsweredBy").startswith(MACHINE) or not _under_way(task, attempt):
-        return _hang_up()
+        return hang_up()
     action = call.links("/ivr/helper/arrival/answer", task=task["id"], attempt=attempt)
     title = engine.visit_facts(task)["title"]
     return twiml(flows.arrival_question(title, action, call.style))
@@ -203,7 +203,7 @@ def followup_answer() -> Response:
     task, attempt = _task_args()
     if field("AnsweredBy").startswith(MACHINE):
         engine.followup_unanswered(queueing.context(), task["id"], attempt, "machine")
-        return _hang_up()
+        return hang_up()
     if task["followup_answer"]:
         return twiml(flows.said_and_done(prompts.FOLLOWUP_THANKS, _resident_style(call, task)))
     task_store.add_event(call.db, task["id"], "followup_answered", {"attempt": attempt}, at=call.at)
@@ -262,13 +262,7 @@ def followup_status() -> Response:
 
 
 def _task_args() -> tuple[dict[str, Any], int]:
-    task_id, attempt = arg_int("task"), arg_int("attempt")
-    if task_id <= 0 or attempt <= 0:
-        abort(400)
-    task = task_store.get(current_call().db, task_id)
-    if task is None:
-        abort(404)
-    return task, attempt
+    return row_and_attempt("task", task_store.get)
 
 
 def _current_offer(task: dict[str, Any], attempt: int) -> bool:
@@ -291,9 +285,3 @@ def _visit(task: dict[str, Any]) -> flows.Visit:
 
 def _resident_style(call: Call, task: dict[str, Any]) -> Style:
     return call.style_for(task.get("resident_dialect"))
-
-
-def _hang_up() -> Response:
-    response = VoiceResponse()
-    response.hangup()
-    return twiml(response)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, abort
-from twilio.twiml.voice_response import VoiceResponse
 
 from callflows import operator
 from data import calls
@@ -19,7 +18,7 @@ from ivr import queueing
 from ivr.call import Call, arg_int, current_call, field
 from ivr.caller_card import caller_card
 from ivr.db import get_db
-from ivr.guard import protect, twiml
+from ivr.guard import hang_up, protect, twiml
 from ivr.queue_routes import FINAL_STATUSES, arg_text, back_in_line, log_for, waiting_style
 from ivr.quota import LOCAL
 from queue_workers import escalation, offers
@@ -80,9 +79,7 @@ def leg_accept() -> Response:
 def leg_done() -> Response:
     """The accepting person's conference ended: their leg hangs up."""
     _leg_args()
-    response = VoiceResponse()
-    response.hangup()
-    return twiml(response)
+    return hang_up()
 
 
 @bp.post("/ivr/leg/status")
@@ -131,9 +128,7 @@ def bridge() -> Response:
     record = board.call(sid)
     if record.get("state") in ("waiting", "offered"):
         return twiml(back_in_line(call, record))
-    response = VoiceResponse()
-    response.hangup()
-    return twiml(response)
+    return hang_up()
 
 
 @bp.post("/ivr/bridge/result")
@@ -145,9 +140,7 @@ def bridge_result() -> Response:
     target = ctx.board.end(sid, call.settings.operator_wrapup_seconds * 1000)
     if target:
         log_for(call, sid, "completed", {"target": target}, dedup=f"completed:{sid}:{token}")
-    response = VoiceResponse()
-    response.hangup()
-    return twiml(response)
+    return hang_up()
 
 
 def _leg_args() -> tuple[str, int, str]:
