@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 
 from admin import labels
 from admin.auth import audit, now_iso, require
+from admin.uploads import import_upload
 from data import helpers
 from ivr import importer, phones
 from ivr.db import get_db
@@ -183,15 +184,8 @@ def upload() -> ResponseReturnValue:
     template = "admin/helpers_admin_import.html"
     if request.method == "GET":
         return render_template(template)
-    upload_file = request.files.get("file")
-    if upload_file is None or not upload_file.filename:
-        flash("请选择CSV文件。", "error")
-        return render_template(template), 400
-    filename = upload_file.filename[:120]
-    try:
-        result = importer.import_helpers(get_db(), upload_file.stream)
-    except importer.ImportRejected as rejected:
-        audit("import_rejected", kind="helpers", file=filename, errors=len(rejected.errors))
-        return render_template(template, rejected=rejected.errors), 400
-    audit("import", kind="helpers", file=filename, created=result.created, updated=result.updated)
-    return render_template(template, result=result)
+    return import_upload(
+        "helpers",
+        lambda stream: importer.import_helpers(get_db(), stream),
+        lambda **extra: render_template(template, **extra),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any
+from typing import IO, Any
 
 import redis
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 
 from admin import labels
 from admin.auth import audit, require
+from admin.uploads import import_upload
 from data import accounts_queries, operators
 from ivr import importer, phones, queueing
 from ivr.db import get_db
@@ -206,18 +207,12 @@ def upload() -> ResponseReturnValue:
     template = "admin/operators_admin_import.html"
     if request.method == "GET":
         return render_template(template)
-    upload_file = request.files.get("file")
-    if upload_file is None or not upload_file.filename:
-        flash("请选择CSV文件。", "error")
-        return render_template(template), 400
-    filename = upload_file.filename[:120]
-    db = get_db()
-    try:
-        result = importer.import_operators(db, upload_file.stream)
-    except importer.ImportRejected as rejected:
-        audit("import_rejected", kind="operators", file=filename, errors=len(rejected.errors))
-        return render_template(template, rejected=rejected.errors), 400
-    audit("import", kind="operators", file=filename, created=result.created, updated=result.updated)
-    for record in operators.all_operators(db):
-        register(record)
-    return render_template(template, result=result)
+
+    def run(stream: IO[bytes]) -> importer.ImportResult:
+        db = get_db()
+        result = importer.import_operators(db, stream)
+        for record in operators.all_operators(db):
+            register(record)
+        return result
+
+    return import_upload("operators", run, lambda **extra: render_template(template, **extra))

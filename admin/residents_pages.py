@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
+from typing import IO, Any
 
 from flask import (
     Blueprint,
@@ -22,6 +22,7 @@ from werkzeug.datastructures import MultiDict
 from admin import care_pages, labels
 from admin.auth import audit, now_iso, require
 from admin.requests_pages import STATUSES, TYPES
+from admin.uploads import import_upload
 from data import admin_queries, residents
 from data import care as care_store
 from data import tasks as task_store
@@ -308,29 +309,20 @@ def upload() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("admin/residents_import.html", kinds=IMPORT_NAMES)
     kind = request.form.get("kind") or ""
-    upload_file = request.files.get("file")
-    if kind not in IMPORT_NAMES or upload_file is None or not upload_file.filename:
-        flash("请选择导入类型和CSV文件。", "error")
-        return render_template("admin/residents_import.html", kinds=IMPORT_NAMES, kind=kind), 400
-    filename = upload_file.filename[:120]
-    try:
-        if kind == "residents":
-            result = importer.import_residents(get_db(), upload_file.stream, today=today())
-        else:
-            result = importer.import_contacts(get_db(), upload_file.stream)
-    except importer.ImportRejected as rejected:
-        audit("import_rejected", kind=kind, file=filename, errors=len(rejected.errors))
+
+    def render(**extra: Any) -> str:
         return render_template(
-            "admin/residents_import.html", kinds=IMPORT_NAMES, kind=kind, rejected=rejected.errors
-        ), 400
-    audit(
-        "import",
-        kind=kind,
-        file=filename,
-        created=result.created,
-        updated=result.updated,
-        warnings=len(result.warnings),
-    )
-    return render_template(
-        "admin/residents_import.html", kinds=IMPORT_NAMES, kind=kind, result=result
-    )
+            "admin/residents_import.html", kinds=IMPORT_NAMES, kind=kind, **extra
+        )
+
+    missing = "请选择导入类型和CSV文件。"
+    if kind not in IMPORT_NAMES:
+        flash(missing, "error")
+        return render(), 400
+
+    def run(stream: IO[bytes]) -> importer.ImportResult:
+        if kind == "residents":
+            return importer.import_residents(get_db(), stream, today=today())
+        return importer.import_contacts(get_db(), stream)
+
+    return import_upload(kind, run, render, missing=missing)
