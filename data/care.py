@@ -10,12 +10,13 @@ with its timeline event in the same transaction.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
 import sqlite_utils
+
+from data import timeline
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_WORDS = {
@@ -137,12 +138,7 @@ def _event(
     at: str,
     dedup_key: str | None = None,
 ) -> bool:
-    cursor = db.execute(
-        "INSERT OR IGNORE INTO care_events (care_call_id, at, kind, detail, dedup_key)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [care_id, at, kind, json.dumps(detail or {}, ensure_ascii=False), dedup_key],
-    )
-    return cursor.rowcount == 1
+    return timeline.append(db, "care_events", "care_call_id", care_id, kind, detail, at, dedup_key)
 
 
 def add_event(
@@ -161,8 +157,7 @@ def add_event(
 
 def events(db: sqlite_utils.Database, care_id: int) -> list[dict[str, Any]]:
     """A care call's timeline, oldest first."""
-    rows = db.query("SELECT * FROM care_events WHERE care_call_id = ? ORDER BY at, id", [care_id])
-    return [{**row, "detail": json.loads(row["detail"] or "{}")} for row in rows]
+    return timeline.read(db, "care_events", "care_call_id", care_id)
 
 
 def plan(

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
+from data import timeline
 from data.db import utcnow
 from data.helpers import OPEN_STATES, SKILLS
 
@@ -60,11 +61,6 @@ DECLINED_RESULTS = ("declined", "no_answer", "machine", "failed", "expired")
 UNFINISHED = (TaskState.PENDING, TaskState.OFFERED, TaskState.ACCEPTED, TaskState.ARRIVED)
 
 
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    row["detail"] = json.loads(row["detail"] or "{}")
-    return row
-
-
 def _event(
     db: sqlite_utils.Database,
     task_id: int,
@@ -73,12 +69,7 @@ def _event(
     at: str,
     dedup_key: str | None = None,
 ) -> bool:
-    cursor = db.execute(
-        "INSERT OR IGNORE INTO task_events (task_id, at, kind, detail, dedup_key)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [task_id, at, kind, json.dumps(detail or {}, ensure_ascii=False), dedup_key],
-    )
-    return cursor.rowcount == 1
+    return timeline.append(db, "task_events", "task_id", task_id, kind, detail, at, dedup_key)
 
 
 def add_event(
@@ -97,8 +88,7 @@ def add_event(
 
 def events(db: sqlite_utils.Database, task_id: int) -> list[dict[str, Any]]:
     """A task's timeline, oldest first, ``detail`` decoded."""
-    sql = "SELECT * FROM task_events WHERE task_id = ? ORDER BY at, id"
-    return [_decoded(row) for row in db.query(sql, [task_id])]
+    return timeline.read(db, "task_events", "task_id", task_id)
 
 
 def create(
