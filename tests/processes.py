@@ -7,8 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ivr.settings import PROJECT_ROOT, Settings
 
@@ -46,6 +51,21 @@ def flask(settings: Settings, *args: str, log: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def workers(settings: Settings, count: int, *, log: Path) -> subprocess.Popen:
+    """Start ``flask --app app worker`` with ``count`` processes, stopping with the test."""
+    return flask(settings, "worker", "--processes", str(count), "--exit-with-parent", log=log)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> Any:
+    """Poll ``predicate`` until it is true (its value), failing the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 def stop(process: subprocess.Popen, timeout: float = 10) -> None:

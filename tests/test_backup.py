@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,18 +23,9 @@ from ivr import backup
 from ivr.db import close_all
 from ivr.settings import Settings
 from tests import processes
+from tests.processes import wait_for
 
 BASELINE_CALLS = 20
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``predicate`` until it is true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def add_call(db, sid: str) -> None:

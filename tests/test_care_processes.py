@@ -7,8 +7,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-import pytest
-
 from app import create_app
 from data import care as care_store
 from data import db as store
@@ -18,19 +16,10 @@ from queue_workers import care, hours
 from queue_workers.context import Context
 from tests import processes
 from tests.conftest import CHEN
+from tests.processes import wait_for
 
 RESIDENTS = 8
 RATE = 2.0
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _window(start: datetime, seconds: int) -> str:
@@ -61,16 +50,7 @@ def test_calls_keep_the_rate_across_workers_and_a_restart_and_none_is_placed_twi
     started = []
 
     def workers():
-        started.append(
-            processes.flask(
-                config,
-                "worker",
-                "--processes",
-                "2",
-                "--exit-with-parent",
-                log=tmp_path / f"worker{len(started)}.log",
-            )
-        )
+        started.append(processes.workers(config, 2, log=tmp_path / f"worker{len(started)}.log"))
 
     def placed() -> list[dict]:
         return [c for c in standin.created_calls() if "/ivr/care/answer" in (c["url"] or "")]

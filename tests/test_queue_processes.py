@@ -22,6 +22,7 @@ from queue_workers.switchboard import OperatorState, Switchboard
 from simulator.carrier import Carrier
 from tests import processes
 from tests.conftest import BASE_URL, DUTY, HOTLINE, SOS, PhoneCall, sign
+from tests.processes import wait_for
 
 
 def fast(settings, standin, redis_url: str):
@@ -53,16 +54,6 @@ def add_operators(settings, count: int) -> list[str]:
     return ids
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def overrides() -> dict[str, object]:
     """Settings a test changes for its app and workers (override this fixture by parametrize)."""
@@ -77,14 +68,7 @@ def live(settings, standin, redis_conn, redis_server, tmp_path, overrides):
     started = []
 
     def workers(count: int) -> object:
-        process = processes.flask(
-            config,
-            "worker",
-            "--processes",
-            str(count),
-            "--exit-with-parent",
-            log=tmp_path / f"worker{len(started)}.log",
-        )
+        process = processes.workers(config, count, log=tmp_path / f"worker{len(started)}.log")
         started.append(process)
         return process
 

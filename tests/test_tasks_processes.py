@@ -18,18 +18,9 @@ from queue_workers.context import Context
 from tests import processes
 from tests.centre import HELPER_LINE, SON, SUPERVISOR
 from tests.conftest import CHEN, SOS, PhoneCall
+from tests.processes import wait_for
 
 LIN = {"id": "h01", "name": "林芳", "phone": "+8613700130001"}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -54,14 +45,7 @@ def live(settings, standin, redis_server, tmp_path):
     started: list = []
 
     def workers(count: int):
-        process = processes.flask(
-            config,
-            "worker",
-            "--processes",
-            str(count),
-            "--exit-with-parent",
-            log=tmp_path / f"worker{len(started)}.log",
-        )
+        process = processes.workers(config, count, log=tmp_path / f"worker{len(started)}.log")
         started.append(process)
         return process
 
