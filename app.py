@@ -17,6 +17,7 @@ from ivr import (
     bookkeeping,
     care_routes,
     db,
+    documents,
     fallback,
     health,
     helper_routes,
@@ -65,6 +66,7 @@ def create_app(
 
     db.init_app(app)
     bookkeeping.init_app(app)
+    documents.init_app(app)
     queueing.init_app(app)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(fallback.bp)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlite_utils
-from flask import Response, abort, copy_current_request_context, current_app, request
+from flask import Response, abort, current_app, has_app_context, request
 
 from callflows.voice import Links, Style, absolute_links
 from data import calls, residents
@@ -175,6 +175,7 @@ class Call:
 
     def open(self, resident: dict[str, Any] | None) -> None:
         """Log the call's row and its first event; never lets a logging error reach the caller."""
+        direction = field("Direction") or None
         self.safely(
             lambda: calls.open_call(
                 self.db,
@@ -183,7 +184,7 @@ class Call:
                 from_number=self.caller or self.raw_from or None,
                 to_number=self.number,
                 resident_id=resident["id"] if resident else None,
-                direction=field("Direction") or None,
+                direction=direction,
                 at=self.at,
             )
         )
@@ -209,7 +210,8 @@ class Call:
     def safely(self, action: Callable[[], object]) -> None:
         """Run a bookkeeping step; a failure is logged, never raised into the call.
 
-        After ``answer_first`` the step waits until the answer has been sent.
+        After ``answer_first`` the step waits until the answer has been sent, and runs
+        outside the request: read the webhook's fields before making it.
         """
         if self._deferred is not None:
             self._deferred.append(action)
@@ -233,19 +235,24 @@ class Call:
         if not steps:
             return response
 
-        @copy_current_request_context  # the steps may read the webhook's fields
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
         def write() -> None:
             # One transaction for all of them: SQLite's write lock once per webhook, not once
             # per row (under load the webhooks queue for that lock); the bookkeeper's writer
-            # joins many webhooks' steps into one (``store.batch`` nests).
+            # joins many webhooks' steps into one (``store.batch`` nests). The steps run
+            # outside the request (its fields were read when they were made) and need only
+            # the app: the bookkeeper's thread has it, a closing response does not.
+            if not has_app_context():
+                with app.app_context():
+                    write()
+                return
             try:
                 with store.batch(get_db()):
                     for step in steps:
                         self.safely(step)
             except Exception:
                 log.exception("bookkeeping of call %s failed as one batch", self.sid)
-
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
 
         def hand_over() -> None:
             if not bookkeeping.hand_over(app, write):

@@ -34,9 +34,9 @@ PERSON_PATHS = (
 )
 
 
-def twiml(response: VoiceResponse) -> Response:
-    """Serve a TwiML document."""
-    return Response(str(response), mimetype="text/xml")
+def twiml(document: VoiceResponse | str) -> Response:
+    """Serve a TwiML document (built, or already rendered by ``ivr.documents``)."""
+    return Response(document if isinstance(document, str) else str(document), mimetype="text/xml")
 
 
 def hang_up() -> Response:

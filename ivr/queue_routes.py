@@ -27,6 +27,7 @@ from ivr import queueing, spool
 from ivr.call import Call, arg_int, current_call, field, int_field
 from ivr.caller_card import caller_card
 from ivr.db import get_db
+from ivr.documents import documents, style_key
 from ivr.guard import protect, twiml
 from ivr.quota import LOCAL
 from queue_workers import callbacks, offers
@@ -48,7 +49,7 @@ def send_to_sos(
     reason: str,
     origin: str = "",
     arrived_ms: int | None = None,
-) -> VoiceResponse:
+) -> VoiceResponse | str:
     """Put an SOS caller in line; with Redis down, ring the duty phones straight away.
 
     ``reason`` (a ``Reason``) goes with the call and is the first thing the person rung for
@@ -77,7 +78,12 @@ def send_to_sos(
     call.event("enqueued", {"queue": Queue.SOS.value, "position": position})
     call.safely(lambda: calls.mark_queued(call.db, call.sid, call.at))
     answer = sos.callback_answer if origin else sos.answer
-    return answer(style, call.links, since)
+    # The same document for every caller with this voice but for ``since``: rendered once.
+    return documents().template(
+        (answer.__name__, style_key(style)),
+        lambda since_ms: answer(style, call.links, since_ms),
+        since,
+    )
 
 
 def to_operator(

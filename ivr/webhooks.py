@@ -14,6 +14,7 @@ from data import calls, residents, service_requests
 from data.tasks import Source, TaskPriority
 from ivr import helper_routes, phones, queueing, quota
 from ivr.call import Call, Line, arg_int, current_call, field, int_field
+from ivr.documents import documents, style_key
 from ivr.guard import protect, twiml
 from ivr.queue_routes import arg_text, send_to_sos, settle_final_status, to_operator
 from queue_workers import hotline_callbacks
@@ -49,7 +50,7 @@ def voice() -> Response:
     return call.send_after(twiml(_answer(call, resident)))
 
 
-def _answer(call: Call, resident: dict | None) -> VoiceResponse:
+def _answer(call: Call, resident: dict | None) -> VoiceResponse | str:
     style = call.caller_style
     if call.line is Line.HOTLINE:
         title = (
@@ -58,14 +59,19 @@ def _answer(call: Call, resident: dict | None) -> VoiceResponse:
             else None
         )
         call.event("menu", {"menu": "hotline", "attempt": 1})
-        return hotline.menu(style, call.links, intro=[hotline.greeting(title)])
+        return documents().document(
+            ("hotline", style_key(style), title),
+            lambda: hotline.menu(style, call.links, intro=[hotline.greeting(title)]),
+        )
     if call.line is Line.HELPER:
         return helper_routes.line_answer(call)
     if call.line is Line.SHORTCUT:
         if resident is None:
             return _not_registered(call)
         call.event("menu", {"menu": "shortcut_digit"})
-        return shortcut.answer(style, call.links)
+        return documents().document(
+            ("shortcut", style_key(style)), lambda: shortcut.answer(style, call.links)
+        )
     call.event("unknown_line", {"to": field("To")})
     response = VoiceResponse()
     say(response, prompts.UNKNOWN_LINE, style)
@@ -92,6 +98,7 @@ def status() -> Response:
     # database is locked or broken right now.
     settle_final_status(call, call_status)
     call.event("status", detail, dedup_key=f"status:{call_sid}:{call_status}")
+    direction = field("Direction") or None  # read now: the step runs after the request
     call.safely(
         lambda: calls.apply_status(
             call.db,
@@ -100,7 +107,7 @@ def status() -> Response:
             duration=duration,
             from_number=call.caller or call.raw_from or None,
             to_number=call.number,
-            direction=field("Direction") or None,
+            direction=direction,
             at=call.at,
         )
     )
