@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.webhook_load [--concurrency 50] [--requests 3000] [--rounds 2]
         [--server gunicorn|flask] [--kinds sos,hotline,shortcut,status] [--fresh-connections]
-        [--gunicorn "-w 4 --threads 2"] [--instrument] [--py-spy DIR]
+        [--gunicorn "-w 4 --threads 2"] [--workers 1] [--instrument] [--py-spy DIR]
 
 Starts on loopback: an embedded Redis, a temporary SQLite file with the demo data (plus one
 synthetic resident with a relative on key 1 per shortcut request, so every shortcut call
@@ -10,7 +10,10 @@ reaches its ``<Dial>`` instead of an empty quota), the REST stand-in, and two se
 the README's production line ``gunicorn -w 4 --threads 2 -b 127.0.0.1:<port> SPEC``:
 
 - the app, ``app:create_app()``, its settings in the environment (``PUBLIC_BASE_URL`` is its
-  own address, so the signatures match); no queue workers: jobs just queue up in Redis;
+  own address, so the signatures match), with ``--workers`` queue worker processes beside it
+  (default 1, as on a one-server deployment: their timekeeper stores the call logs the SOS
+  webhooks hand to the switchboard while the rounds run, so that work is on the same CPUs;
+  with no operator on duty their dispatch jobs find nobody to ring);
 - the floor, ``bench.floor_app:create_app()``: the same signature check, then a constant
   ``<Say>`` + ``<Enqueue>`` document.
 
@@ -23,6 +26,8 @@ same callers), the shortcut line's key 1 (``/ivr/shortcut/choice``, ``Digits=1``
 status callback ``completed`` (``/twilio/status``) for the SOS and hotline calls of the same
 round. Printed per kind: p50, p99 and throughput (requests a second at that concurrency), with
 p99 / floor p99 and throughput / floor throughput, the floor pooled over all its rounds.
+Then it checks that nothing was lost: every new call sent (SOS and hotline, warm-up included)
+has its row and ``call_started`` event in SQLite once the workers have stored the logs.
 
 ``--server flask`` runs both under Flask's threaded development server instead (what ``up``
 runs); ``--gunicorn`` tries other worker options than the README's, for both servers.
@@ -43,11 +48,13 @@ import signal
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+import redis
 from twilio.request_validator import RequestValidator
 
 from bench import instrumented_app
@@ -60,6 +67,7 @@ from data import residents
 from ivr.demo import DEMO_NUMBERS, seed
 from ivr.embedded_redis import EmbeddedRedis
 from ivr.settings import Settings
+from queue_workers.switchboard import OPENED
 from simulator.rest_api import RestStandIn
 from tests import processes
 
@@ -260,6 +268,9 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> Non
     stack.callback(app.stop)
     floor = serve("floor", FLOOR_SPEC, floor_settings, tmp / "floor.log", gunicorn=options)
     stack.callback(floor.stop)
+    if args.workers:
+        worker = processes.workers(settings, args.workers, log=tmp / "worker.log")
+        stack.callback(processes.stop, worker)
     wait_ready(app)
     wait_ready(floor)
     line = args.gunicorn if args.server == "gunicorn" else "flask run --with-threads"
@@ -271,8 +282,11 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> Non
         f" {args.rounds} rounds; {connections}" + ("; INSTRUMENTED app" if args.instrument else "")
     )
     callers = Callers(demo)
+    new_calls: list[str] = []
     for kind in kinds:  # not measured: imports, connections, first statements
         batch = callers.batch(kind, warmup, {})
+        if kind.name in ("sos", "hotline"):
+            new_calls += [p["CallSid"] for p in batch.params]
         for server in (floor, app):
             _drive(server, signed_requests(server, batch), FLOOR if server is floor else kind, args)
     floor_results: list[RoundResult] = []
@@ -283,6 +297,8 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> Non
         for kind in kinds:
             batch = callers.batch(kind, per_round, made)
             made[kind.name] = batch.params
+            if kind.name in ("sos", "hotline"):
+                new_calls += [p["CallSid"] for p in batch.params]
             floor_round = _drive(floor, signed_requests(floor, batch), FLOOR, args)
             requests = signed_requests(app, batch)
             spy_to = None
@@ -296,12 +312,38 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> Non
             print(f"round {r + 1} {kind.name:8} floor {_brief(floor_round)}", end="")
             print(f" | app {_brief(app_round)}", flush=True)
     print_table(floor_results, results, kinds, args)
+    if new_calls:
+        print(recorded(settings, redis_server.url, new_calls, wait=30.0 if args.workers else 2.0))
     if args.py_spy:
         print(spy_summary(spied))
     if args.instrument:
         app.stop()  # the workers write their accounts as they exit
         keys = {k.instrument_key: k.title for k in kinds}
         print(instrumented_app.summarise(instrument_dir, keys))
+
+
+def recorded(settings: Settings, redis_url: str, sids: list[str], wait: float) -> str:
+    """How many of the new calls ``sids`` have their row and first event in SQLite, once the
+    call logs handed to the switchboard are stored (up to ``wait`` seconds)."""
+    conn = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + wait
+    while conn.xlen(OPENED) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pending = conn.xlen(OPENED)
+    conn.close()
+    time.sleep(0.5)  # the app's bookkeeping threads write within milliseconds
+    db = store.connect(settings.database_path)
+    found = {row[0] for row in db.execute("SELECT call_sid FROM calls")}
+    started = {
+        row[0] for row in db.execute("SELECT call_sid FROM call_events WHERE kind = 'call_started'")
+    }
+    db.conn.close()
+    whole = sum(1 for sid in sids if sid in found and sid in started)
+    verdict = "nothing lost" if whole == len(sids) else f"{len(sids) - whole} MISSING"
+    return (
+        f"call log: {whole} of {len(sids)} new calls recorded with their first event"
+        f" ({verdict}; {pending} SOS logs still in the switchboard's stream)"
+    )
 
 
 def _drive(
@@ -362,6 +404,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--requests", type=int, default=3000, help="per kind of webhook")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="queue worker processes")
     parser.add_argument("--server", choices=("gunicorn", "flask"), default="gunicorn")
     parser.add_argument("--gunicorn", default=GUNICORN, help="worker options")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated")

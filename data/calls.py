@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from data.db import commit, utcnow
+from data.db import batch, commit, utcnow
 
 # Twilio's call statuses in the order a call goes through them; the final ones share a rank
 # so that a late or repeated callback can never move a call backwards or change how it ended.
@@ -58,6 +58,52 @@ def open_call(
         [call_sid, line, from_number, to_number, resident_id, direction, at or utcnow()],
     )
     commit(db)
+
+
+def write_log(db: sqlite_utils.Database, records: list[dict[str, Any]]) -> None:
+    """Write webhooks' call logs, each handed in as one record, in one transaction.
+
+    A record (``ivr.call.Call``, held back until the answer has gone out) has the call's
+    ``sid``, the webhook's time ``at`` and its ``events`` as ``[kind, detail, dedup_key]``;
+    one that opens the call also the ``open_call`` fields (``line``, ``from``, ``to``,
+    ``resident_id``, ``direction``); one that went straight into line ``queued``:
+    ``{"queue", "position", "key"}`` (the ``enqueued`` event, its dedup key, and the call's
+    ``queued_at``). Writing a record twice changes nothing but its events without a key.
+    """
+    with batch(db):
+        for record in records:
+            if "line" in record:
+                open_call(
+                    db,
+                    call_sid=record["sid"],
+                    line=record["line"],
+                    from_number=record["from"],
+                    to_number=record["to"],
+                    resident_id=record["resident_id"],
+                    direction=record["direction"],
+                    at=record["at"],
+                )
+        events = [
+            (record["sid"], kind, detail, key, record["at"])
+            for record in records
+            for kind, detail, key in record["events"]
+        ]
+        queued = [record for record in records if record.get("queued")]
+        events += [
+            (
+                record["sid"],
+                "enqueued",
+                {"queue": record["queued"]["queue"], "position": record["queued"]["position"]},
+                record["queued"]["key"],
+                record["at"],
+            )
+            for record in queued
+        ]
+        add_events(db, events)
+        db.conn.executemany(
+            "UPDATE calls SET queued_at = coalesce(queued_at, ?) WHERE call_sid = ?",
+            [(record["at"], record["sid"]) for record in queued],
+        )
 
 
 def add_event(

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from flask import Flask
 
 from data import db as store
+from ivr import queueing
 from ivr.db import get_db
+from queue_workers import openings
 
 log = logging.getLogger(__name__)
 EXTENSION = "bookkeeping"
@@ -136,6 +138,11 @@ def hand_over(app: Flask, job: Job) -> bool:
 
 
 def flush(app: Flask, timeout: float = 10.0) -> bool:
-    """Wait until the app's held-back bookkeeping is written (tests, shutdown)."""
+    """Wait until the app's held-back bookkeeping is written (tests, shutdown), and store
+    the call logs its SOS webhooks handed to the switchboard (``queue_workers.openings``)."""
     keeper: Bookkeeper | None = app.extensions.get(EXTENSION)
-    return keeper.flush(timeout) if keeper is not None else True
+    done = keeper.flush(timeout) if keeper is not None else True
+    if queueing.EXTENSION in app.extensions:
+        with app.app_context():
+            openings.store_safely(queueing.context())
+    return done

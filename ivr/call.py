@@ -127,6 +127,8 @@ class Call:
     _deferred: list[Callable[[], object]] | None = dataclass_field(
         default=None, init=False, repr=False
     )
+    # After ``answer_first``: the call's row (``open``) and events, held back as one record.
+    _held: dict[str, Any] | None = dataclass_field(default=None, init=False, repr=False)
 
     @property
     def style(self) -> Style:
@@ -174,33 +176,49 @@ class Call:
             return None
 
     def open(self, resident: dict[str, Any] | None) -> None:
-        """Log the call's row and its first event; never lets a logging error reach the caller."""
-        direction = field("Direction") or None
-        self.safely(
-            lambda: calls.open_call(
-                self.db,
-                call_sid=self.sid,
-                line=self.line.value,
-                from_number=self.caller or self.raw_from or None,
-                to_number=self.number,
-                resident_id=resident["id"] if resident else None,
-                direction=direction,
-                at=self.at,
-            )
-        )
+        """Log the call's row and its first event; never lets a logging error reach the caller.
+
+        After ``answer_first`` both are held back in one record (``held_log``), which the SOS
+        line hands to the switchboard with the caller's place in line.
+        """
+        resident_id = resident["id"] if resident else None
+        row = {
+            "line": self.line.value,
+            "from": self.caller or self.raw_from or None,
+            "to": self.number,
+            "resident_id": resident_id,
+            "direction": field("Direction") or None,
+        }
+        if self._held is not None:
+            self._held.update(row)
+        else:
+            self.safely(lambda: calls.write_log(self.db, [{"sid": self.sid, "at": self.at, **row}]))
         detail = {
             "line": self.line.value,
             "from": self.raw_from,
             "to": self.number,
-            "resident_id": resident["id"] if resident else None,
+            "resident_id": resident_id,
             "withheld": self.caller is None,
         }
         self.event("call_started", detail, dedup_key=f"start:{self.sid}")
+
+    @property
+    def held_log(self) -> dict[str, Any] | None:
+        """The call's row and events held back since ``answer_first`` (``data.calls.write_log``
+        record), when they open the call; None otherwise."""
+        return self._held if self._held is not None and "line" in self._held else None
+
+    def log_taken(self) -> None:
+        """The held-back log was handed to the switchboard, which keeps it for the store."""
+        self._held = {"sid": self.sid, "at": self.at, "events": []}
 
     def event(
         self, kind: str, detail: dict[str, Any] | None = None, dedup_key: str | None = None
     ) -> None:
         """Add an event to the call's timeline (best effort: the call goes on regardless)."""
+        if self._held is not None:
+            self._held["events"].append([kind, detail or {}, dedup_key])
+            return
         self.safely(
             lambda: calls.add_event(
                 self.db, self.sid, kind, detail, dedup_key=dedup_key, at=self.at
@@ -228,10 +246,14 @@ class Call:
         timeout: an SOS caller must not wait for the call log (``send_after``).
         """
         self._deferred = []
+        self._held = {"sid": self.sid, "at": self.at, "events": []}
 
     def send_after(self, response: Response) -> Response:
         """Run the held-back bookkeeping once ``response`` has been sent (or closed)."""
         steps, self._deferred = self._deferred or [], None
+        held, self._held = self._held, None
+        if held is not None and (held["events"] or "line" in held):
+            steps.insert(0, lambda: calls.write_log(get_db(), [held]))
         if not steps:
             return response
 

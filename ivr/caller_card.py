@@ -6,7 +6,9 @@ from datetime import date
 
 from callflows import operator
 from data import calls, residents
+from ivr import queueing
 from ivr.db import get_db
+from queue_workers import openings
 
 
 def caller_card(sid: str, record: dict[str, str], today: date) -> operator.CallerCard:
@@ -19,6 +21,9 @@ def caller_card(sid: str, record: dict[str, str], today: date) -> operator.Calle
     )
     reason = record.get("reason", "")
     row = calls.get(get_db(), sid)
+    if row is None:  # handed in with its place in line and not stored yet: store it now
+        openings.store_safely(queueing.context())
+        row = calls.get(get_db(), sid)
     resident = residents.get(get_db(), row["resident_id"]) if row and row["resident_id"] else None
     if resident is None:
         number = row["from_number"] if row else None

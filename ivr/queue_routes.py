@@ -58,6 +58,11 @@ def send_to_sos(
     """
     since = queueing.millis(call.now)
     style = call.style_for(resident["dialect"] if resident else None)
+    # The call's held-back log goes with its place in line, in the same script: the SOS
+    # webhook then writes nothing to SQLite (``queue_workers.openings`` stores it).
+    opening = call.held_log
+    if opening is not None:
+        opening = {**opening, "queued": {"queue": Queue.SOS.value}}
     try:
         position = queueing.wait_for_person(
             call.sid,
@@ -69,14 +74,18 @@ def send_to_sos(
             caller=(field("To") if origin else call.caller) or "",
             line=(field("From") if origin else call.number) or "",
             reason=reason,
+            opening=opening,
         )
     except RedisError:
         log.exception("Redis unreachable: SOS call %s goes to the duty phones", call.sid)
         call.event("queue_unavailable", {"queue": Queue.SOS.value})
         call.event("duty_dial", {"attempt": 1, "reason": "queue_unavailable"})
         return sos.straight_to_duty(call.settings.duty_numbers, style, call.links)
-    call.event("enqueued", {"queue": Queue.SOS.value, "position": position})
-    call.safely(lambda: calls.mark_queued(call.db, call.sid, call.at))
+    if opening is not None:
+        call.log_taken()
+    else:
+        call.event("enqueued", {"queue": Queue.SOS.value, "position": position})
+        call.safely(lambda: calls.mark_queued(call.db, call.sid, call.at))
     answer = sos.callback_answer if origin else sos.answer
     # The same document for every caller with this voice but for ``since``: rendered once.
     return documents().template(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -62,13 +64,16 @@ def wait_for_person(
     caller: str = "",
     line: str = "",
     reason: str = "",
+    opening: dict[str, Any] | None = None,
 ) -> int:
     """Put a caller in line for an operator and wake a worker; return the position.
 
     ``since_ms`` None: the caller arrives now, on the switchboard's clock. An SOS call also
     gets its escalation and duty-stage timers, counted from its arrival, in the same script
     (one round trip; a second only when this call must queue the dispatch job).
-    ``reason`` (why the caller wants a person) stays with the call for the whisper.
+    ``reason`` (why the caller wants a person) stays with the call for the whisper; an
+    ``opening`` (the call's held-back log, ``ivr.call.Call.held_log``) is kept by the same
+    script for the store (``queue_workers.openings``).
 
     Raises ``redis.RedisError`` when Redis is unreachable: the caller must then be sent
     straight to the duty phones.
@@ -89,6 +94,7 @@ def wait_for_person(
         escalate_ms=ctx.settings.sos_escalate_seconds * 1000 if sos else None,
         duty_ms=ctx.settings.sos_fallback_seconds * 1000 if sos else None,
         wake_px=offers.PENDING_MS,
+        opening=json.dumps(opening, ensure_ascii=False) if opening else "",
     )
     if arrival.wake:
         ctx.enqueue(priority, offers.dispatch)

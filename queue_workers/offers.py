@@ -16,7 +16,7 @@ from twilio.rest import Client
 
 from callflows.voice import absolute_links
 from ivr.rest import make_client
-from queue_workers import context
+from queue_workers import context, openings
 from queue_workers.context import Context
 from queue_workers.record import event
 from queue_workers.switchboard import DISPATCH_PENDING, Offer, Priority, Stage, split_target
@@ -45,6 +45,9 @@ def dispatch(limit: int = DISPATCH_BATCH) -> int:
     # From here on, a call that arrives queues a dispatch of its own (``Switchboard.arrive``;
     # a burst of calls costs one job, and the timekeeper's nudge covers a lost one).
     ctx.redis.delete(DISPATCH_PENDING)
+    # The logs of the calls about to be offered, before anyone is rung: the whisper reads the
+    # caller's row (``ivr.caller_card``).
+    openings.store_safely(ctx)
     made = 0
     while made < limit:
         offer = ctx.board.claim(ring_ms(ctx))

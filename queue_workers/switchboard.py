@@ -19,11 +19,16 @@ Keys (prefix ``cc:``): ``waiting`` (zset of CallSids by priority then arrival), 
 ``sid:<target>`` -> the leg's CallSid), ``op:<id>`` (hash), ``available`` (zset of operator
 ids by idle-since), ``offers`` (zset of ``sid|token`` by deadline), ``timers`` (zset of
 ``kind|arg`` by due time), ``callbacks`` (zset of abandoned SOS calls awaiting a callback,
-by hang-up time), ``presence`` and ``journal`` (streams for the store), ``dispatch-pending``
-(set while a dispatch job is queued and has not started: a burst of new calls queues one).
+by hang-up time), ``presence``, ``journal`` and ``opened`` (streams for the store),
+``dispatch-pending`` (set while a dispatch job is queued and has not started: a burst of new
+calls queues one).
 
 A new call is one script (``arrive``): its place in line, its SOS timers and whether it must
-queue a dispatch job, on Redis's own clock (``TIME`` inside the script) — one round trip.
+queue a dispatch job, on Redis's own clock (``TIME`` inside the script) — one round trip. The
+SOS webhook hands its call log (the call's row and first events, ``opening``) to the same
+script, which appends it to ``opened`` with the position it gave: the webhook writes nothing
+to SQLite, and the log is kept as safely as the call's place in line (the timekeeper, the
+dispatch job and ``queue_workers.openings`` store it).
 
 A caller who hangs up before anyone pressed 1 on an SOS call arms the ``abandoned|<sid>``
 timer in the same script that marks the call gone, so the callback decision is recorded before
@@ -49,6 +54,7 @@ DISPATCH_PENDING = PREFIX + "dispatch-pending"
 OPERATORS = PREFIX + "operators"
 PRESENCE = PREFIX + "presence"
 JOURNAL = PREFIX + "journal"
+OPENED = PREFIX + "opened"
 CALLBACKS = PREFIX + "callbacks"
 # A waiting call's score: priority band, then arrival in ms, then 6 bits of arrival counter
 # (ADD_CALL multiplies by 64), all exact in a double: 2 * 2**50 + 1.8e12 * 64 < 2**53.
@@ -252,11 +258,19 @@ _ADD_CALL = (
     _LIB
     + """
 -- ARGV: sid, queue, priority, need, dialect, since_ms, now, band, origin, caller, line,
--- reason (why the caller wants a person, for the whisper), escalate_ms, duty_ms, wake_px.
--- An empty now is Redis's TIME; an empty since_ms is now (the caller arrives now). With
--- escalate_ms / duty_ms the new call's escalation and duty-stage timers are armed, counted
--- from since_ms; with wake_px the dispatch-pending mark is set (NX) and returned as 1 when
--- this call must queue a dispatch job. One round trip for everything a new call needs.
+-- reason (why the caller wants a person, for the whisper), escalate_ms, duty_ms, wake_px,
+-- opening. An empty now is Redis's TIME; an empty since_ms is now (the caller arrives now).
+-- With escalate_ms / duty_ms the new call's escalation and duty-stage timers are armed,
+-- counted from since_ms; with wake_px the dispatch-pending mark is set (NX) and returned as 1
+-- when this call must queue a dispatch job; an opening (the webhook's call log, JSON) goes to
+-- the opened stream with the position given. One round trip for everything a new call needs.
+local function opened(result)
+  if (ARGV[16] or '') ~= '' then
+    redis.call('XADD', P .. 'opened', 'MAXLEN', '~', 100000, '*', 'sid', ARGV[1],
+               'opening', ARGV[16], 'position', result[2])
+  end
+  return result
+end
 local now
 if (ARGV[7] or '') == '' then
   redis.replicate_commands()
@@ -272,9 +286,9 @@ local key = call_key(ARGV[1])
 local state = redis.call('HGET', key, 'state')
 if state and state ~= 'gone' and state ~= 'done' then
   local rank = redis.call('ZRANK', P .. 'waiting', ARGV[1])
-  return {0, rank and (rank + 1) or 0, 0, since_text}
+  return opened({0, rank and (rank + 1) or 0, 0, since_text})
 end
-if state then return {0, 0, 0, since_text} end
+if state then return opened({0, 0, 0, since_text}) end
 -- Arrival order within one millisecond comes from a per-millisecond counter (FIFO for up to
 -- 64 calls in the same millisecond).
 local seq_key = P .. 'seq:' .. since_text
@@ -300,7 +314,7 @@ local wake = 0
 if (ARGV[15] or '') ~= '' then
   if redis.call('SET', P .. 'dispatch-pending', 1, 'NX', 'PX', ARGV[15]) then wake = 1 end
 end
-return {1, redis.call('ZRANK', P .. 'waiting', ARGV[1]) + 1, wake, since_text}
+return opened({1, redis.call('ZRANK', P .. 'waiting', ARGV[1]) + 1, wake, since_text})
 """
 )
 
@@ -720,6 +734,10 @@ class Switchboard:
         """Call-timeline records not yet stored (offers), with their stream ids."""
         return self.read_stream(JOURNAL, count)
 
+    def openings(self, count: int = 1000) -> list[tuple[str, dict[str, str]]]:
+        """Call logs new calls handed in (``arrive``) not yet stored, with their stream ids."""
+        return self.read_stream(OPENED, count)
+
     def read_stream(self, key: str, count: int) -> list[tuple[str, dict[str, str]]]:
         """The oldest ``count`` entries of one of the switchboard's streams."""
         return [(_text(i), _decode(f)) for i, f in self.redis.xrange(key, count=count)]
@@ -796,13 +814,15 @@ class Switchboard:
         escalate_ms: int | None = None,
         duty_ms: int | None = None,
         wake_px: int = 0,
+        opening: str = "",
     ) -> Arrival:
         """``add_call`` and everything a new call needs, in one script (one round trip).
 
         ``since_ms`` None: the call arrives now, on the switchboard's clock. ``escalate_ms``
         and ``duty_ms`` arm a new SOS call's timers (counted from its arrival); ``wake_px``
         sets the dispatch-pending mark for that long and says whether this call must queue
-        the dispatch job (``Arrival.wake``).
+        the dispatch job (``Arrival.wake``); ``opening`` (JSON) is the call's log for the
+        store, appended to the ``opened`` stream with the position (``openings``).
         """
         now = "" if self.clock is None else self.now()
         added, position, wake, since = self._run(
@@ -822,6 +842,7 @@ class Switchboard:
             "" if escalate_ms is None else escalate_ms,
             "" if duty_ms is None else duty_ms,
             wake_px or "",
+            opening,
         )
         return Arrival(bool(added), int(position), bool(wake), int(since))
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from data import calls
 from data.db import isoformat
 from ivr import spool
-from queue_workers import care, jobs, offers, record, recovery, tasks
+from queue_workers import care, jobs, offers, openings, record, recovery, tasks
 from queue_workers.context import Context
 from queue_workers.switchboard import (
     AVAILABLE,
@@ -46,6 +46,7 @@ def tick(ctx: Context) -> None:
     board = ctx.board
     ctx.redis.set(HEARTBEAT, board.now(), px=heartbeat_ms(ctx))
     recovery.check(ctx)  # Redis came back empty: rebuild the switchboard from the store
+    openings.store_safely(ctx)  # new calls' logs first: the timers below may read their rows
     for sid, token in board.expired_offers():
         applied, legs, stage = board.expire(sid, token)
         if applied:

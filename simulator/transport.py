@@ -10,6 +10,8 @@ import requests
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
+from ivr import bookkeeping
+
 
 class TransportError(Exception):
     """The webhook could not be delivered at all (connection refused, foreign host …)."""
@@ -81,9 +83,8 @@ class FlaskTransport:
         response = self.client.open(
             path, base_url=self.base_url, method=method, data=form, headers=headers, buffered=True
         )
-        # The app writes its call log on a thread of its own: let it finish, as the seconds
-        # between a real call's webhooks would.
-        keeper = self.client.application.extensions.get("bookkeeping")
-        if keeper is not None:
-            keeper.flush()
+        # The app writes its call log on a thread of its own, and its workers store what the
+        # SOS line hands to the switchboard: let both finish, as the seconds between a real
+        # call's webhooks would.
+        bookkeeping.flush(self.client.application)
         return response.status_code, response.get_data(as_text=True)

@@ -7,7 +7,7 @@ import threading
 
 from app import create_app
 from data import calls
-from ivr import bookkeeping
+from ivr import bookkeeping, queueing
 from ivr.db import close_all, get_db
 from tests.conftest import BASE_URL, HOTLINE, SOS, sign
 
@@ -36,8 +36,15 @@ def test_many_webhooks_at_once_are_all_logged_by_the_writer_thread(settings):
         thread.join()
     assert keeper.flush()
     assert keeper.thread is not None and keeper.thread.name == "bookkeeping"
+    hotline = {sid for sid in sids if int(sid[-1]) % 2 == 0}
     with app.app_context():
         db = get_db()
+        logged = {row[0] for row in db.execute("SELECT call_sid FROM calls").fetchall()}
+        # The SOS calls' logs went to the switchboard with their places in line ...
+        assert logged == hotline
+        assert len(queueing.context().board.openings()) == 30
+    assert bookkeeping.flush(app)  # ... and are stored from there
+    with app.app_context():
         logged = {row[0] for row in db.execute("SELECT call_sid FROM calls").fetchall()}
         started = db.execute("SELECT count(*) FROM call_events WHERE kind = 'call_started'")
         assert logged == set(sids) and started.fetchone()[0] == 60
@@ -79,7 +86,7 @@ def test_what_is_queued_is_written_when_the_process_exits(settings):
 def test_without_the_thread_each_webhook_writes_its_own(settings):
     app = create_app(settings.with_overrides(bookkeeping_thread=False))
     assert bookkeeping.EXTENSION not in app.extensions
-    assert voice(app.test_client(), "+8618600000001", SOS, "CA" + "e" * 32).status_code == 200
+    assert voice(app.test_client(), "+8618600000001", HOTLINE, "CA" + "e" * 32).status_code == 200
     with app.app_context():  # written on the request's own thread, when it closed
-        assert calls.get(get_db(), "CA" + "e" * 32)["line"] == "sos"
+        assert calls.get(get_db(), "CA" + "e" * 32)["line"] == "hotline"
     close_all(app)

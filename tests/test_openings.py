@@ -1,0 +1,125 @@
+"""The SOS webhook's call log goes with the caller's place in line (``queue_workers.openings``):
+nothing written to SQLite on the request, stored by the workers, each record once."""
+
+from __future__ import annotations
+
+from rq import SimpleWorker
+
+from data import calls
+from ivr.caller_card import caller_card
+from queue_workers import openings, timekeeper
+from queue_workers.context import QUEUE_NAMES
+from queue_workers.switchboard import OPENED
+from tests.centre import with_son
+from tests.conftest import BASE_URL, CHEN, SOS, PhoneCall, sign
+
+OPERATOR = "+8613800138201"
+
+
+def sos_webhook(centre, caller: str = CHEN["phone"]) -> PhoneCall:
+    """The SOS line's first webhook, signed, with nothing stored after it (no flush)."""
+    call = centre.call(caller, SOS)
+    params = call.params(CallStatus="ringing")
+    url = BASE_URL + "/twilio/voice"
+    reply = centre.client.post(
+        "/twilio/voice",
+        data=params,
+        headers={"X-Twilio-Signature": sign(url, params)},
+        buffered=True,
+    )
+    assert reply.status_code == 200 and "<Enqueue" in reply.get_data(as_text=True)
+    return call
+
+
+def test_the_sos_webhook_hands_its_log_to_the_switchboard(centre):
+    rid = with_son(centre)
+    sid = sos_webhook(centre).sid
+    assert calls.get(centre.ctx.db, sid) is None, "nothing written on the request"
+    assert [fields["sid"] for _, fields in centre.board.openings()] == [sid]
+    timekeeper.tick(centre.ctx)
+    row = calls.get(centre.ctx.db, sid)
+    assert row["line"] == "sos" and row["resident_id"] == rid
+    assert row["from_number"] == CHEN["phone"] and row["to_number"] == SOS
+    assert row["queued_at"] == row["started_at"]
+    events = {e["kind"]: e["detail"] for e in calls.events(centre.ctx.db, sid)}
+    assert events["call_started"]["resident_id"] == rid
+    assert events["enqueued"] == {"queue": "sos", "position": 1}
+    assert centre.board.openings() == []
+
+
+def test_a_record_stored_twice_is_written_once(centre, monkeypatch):
+    with_son(centre)
+    sid = sos_webhook(centre).sid
+    monkeypatch.setattr(centre.board, "trim", lambda key, upto: None)  # crash before the trim
+    assert openings.store(centre.ctx) == 1
+    monkeypatch.undo()
+    assert openings.store(centre.ctx) == 1  # the same entry again
+    assert openings.store(centre.ctx) == 0
+    kinds = [e["kind"] for e in calls.events(centre.ctx.db, sid)]
+    assert sorted(kinds) == ["call_started", "enqueued"]
+    assert centre.ctx.db.execute("SELECT count(*) FROM calls").fetchone()[0] == 1
+
+
+def test_positions_follow_the_line(centre):
+    sids = [sos_webhook(centre, f"+861860000000{i}").sid for i in range(3)]
+    openings.store(centre.ctx)
+    positions = [
+        next(
+            e["detail"]["position"]
+            for e in calls.events(centre.ctx.db, sid)
+            if e["kind"] == "enqueued"
+        )
+        for sid in sids
+    ]
+    assert positions == [1, 2, 3]
+
+
+def test_an_unreadable_record_is_dropped_and_the_rest_stored(centre):
+    centre.redis.xadd(OPENED, {"sid": "CAbroken", "opening": "{not json", "position": 1})
+    sid = sos_webhook(centre).sid
+    assert openings.store(centre.ctx) == 1
+    assert calls.get(centre.ctx.db, sid) is not None
+    assert centre.board.openings() == []
+
+
+def test_the_dispatch_job_stores_the_log_before_ringing_anyone(centre):
+    with_son(centre)
+    centre.operator("op1", OPERATOR)
+    call = sos_webhook(centre)
+    # The job alone, without the timekeeper's tick that would store it too.
+    SimpleWorker(list(QUEUE_NAMES), connection=centre.redis).work(burst=True)
+    assert calls.get(centre.ctx.db, call.sid)["resident_id"] is not None
+    leg = centre.legs(call)[0]
+    assert "陈国强" in leg.pick_up().said, "the whisper names the caller"
+
+
+def test_the_caller_card_stores_a_log_not_stored_yet(centre):
+    rid = with_son(centre)
+    sid = sos_webhook(centre).sid
+    with centre.app.app_context():
+        card = caller_card(sid, centre.board.call(sid), centre.clock().date())
+    assert card.name == "陈国强"
+    assert calls.get(centre.ctx.db, sid)["resident_id"] == rid
+
+
+def test_with_redis_down_the_webhook_writes_the_log_itself(settings, clock):
+    from app import create_app
+    from ivr import bookkeeping
+    from ivr.db import close_all, get_db
+
+    app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:1/0"), clock=clock)
+    params = {"CallSid": "CA" + "d" * 32, "From": CHEN["phone"], "To": SOS, "CallStatus": "ringing"}
+    url = BASE_URL + "/twilio/voice"
+    reply = app.test_client().post(
+        "/twilio/voice",
+        data=params,
+        headers={"X-Twilio-Signature": sign(url, params)},
+        buffered=True,
+    )
+    assert reply.status_code == 200 and "<Dial" in reply.get_data(as_text=True)
+    bookkeeping.flush(app)
+    with app.app_context():
+        assert calls.get(get_db(), "CA" + "d" * 32)["line"] == "sos"
+        kinds = [e["kind"] for e in calls.events(get_db(), "CA" + "d" * 32)]
+        assert {"call_started", "queue_unavailable", "duty_dial"} <= set(kinds)
+    close_all(app)
