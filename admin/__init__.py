@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, Request, Response, request
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
@@ -41,7 +41,11 @@ PERMISSIONS = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), "
     "accelerometer=(), gyroscope=(), magnetometer=(), interest-cohort=()"
 )
-WEBHOOK_BLUEPRINTS = ("twilio", "fallback", "operators", "legs", "helpers", "care_calls", "health")
+# The provider's webhooks: signed, answered to the provider only, never shown in a browser.
+PROVIDER_BLUEPRINTS = frozenset(
+    ("twilio", "fallback", "operators", "legs", "helpers", "care_calls")
+)
+WEBHOOK_BLUEPRINTS = (*sorted(PROVIDER_BLUEPRINTS), "health")
 
 
 def secret_key(settings: Settings) -> str:
@@ -63,16 +67,29 @@ class SessionCookies(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure
 
+    # The provider's webhooks carry no cookie and leave the session empty: neither reading
+    # nor writing one costs them anything (their CPU is the centre's throughput in a storm
+    # of calls, ``bench.webhook_load``).
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        """A new empty session without building a signer when there is no cookie to check
-        (every provider webhook: their CPU is the centre's throughput in a storm of calls)."""
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        """A new empty session, without building a signer, when there is no cookie."""
+        if app.secret_key and "HTTP_COOKIE" not in request.environ:
             return self.session_class()
         return super().open_session(app, request)
 
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Nothing to do for a session that was and stays empty (what Flask would decide
+        after working out every cookie attribute)."""
+        if not session and not session.modified:
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
+
 
 def security_headers(response: Response) -> Response:
-    """Headers every page gets."""
+    """Headers every page gets (not the provider's webhooks: no browser reads those)."""
+    if request.blueprint in PROVIDER_BLUEPRINTS:
+        return response
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.webhook_load [--concurrency 50] [--requests 3000] [--rounds 2]
         [--server gunicorn|flask] [--kinds sos,hotline,shortcut,status] [--fresh-connections]
-        [--gunicorn "-w 4 --threads 2"] [--workers 1] [--instrument] [--py-spy DIR]
+        [--gunicorn "-w 4 --threads 2"] [--workers 0] [--instrument] [--py-spy DIR]
 
 Starts on loopback: an embedded Redis, a temporary SQLite file with the demo data (plus one
 synthetic resident with a relative on key 1 per shortcut request, so every shortcut call
@@ -10,10 +10,11 @@ reaches its ``<Dial>`` instead of an empty quota), the REST stand-in, and two se
 the README's production line ``gunicorn -w 4 --threads 2 -b 127.0.0.1:<port> SPEC``:
 
 - the app, ``app:create_app()``, its settings in the environment (``PUBLIC_BASE_URL`` is its
-  own address, so the signatures match), with ``--workers`` queue worker processes beside it
-  (default 1, as on a one-server deployment: their timekeeper stores the call logs the SOS
-  webhooks hand to the switchboard while the rounds run, so that work is on the same CPUs;
-  with no operator on duty their dispatch jobs find nobody to ring);
+  own address, so the signatures match); no queue workers (the jobs the webhooks queue wait
+  in Redis) but ``bench.log_store``, which stores the call logs the SOS webhooks hand to the
+  switchboard every tick as a worker's timekeeper does, so that work is done on the same
+  CPUs while the rounds run (``--workers N`` runs N real worker processes instead: their
+  callback jobs then ring residents through the stand-in while later rounds run);
 - the floor, ``bench.floor_app:create_app()``: the same signature check, then a constant
   ``<Say>`` + ``<Enqueue>`` document.
 
@@ -46,6 +47,7 @@ import contextlib
 import random
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,7 +68,7 @@ from data import db as store
 from data import residents
 from ivr.demo import DEMO_NUMBERS, seed
 from ivr.embedded_redis import EmbeddedRedis
-from ivr.settings import Settings
+from ivr.settings import PROJECT_ROOT, Settings
 from queue_workers.switchboard import OPENED
 from simulator.rest_api import RestStandIn
 from tests import processes
@@ -270,7 +272,9 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> Non
     stack.callback(floor.stop)
     if args.workers:
         worker = processes.workers(settings, args.workers, log=tmp / "worker.log")
-        stack.callback(processes.stop, worker)
+    else:
+        worker = log_store(settings, tmp / "log_store.log")
+    stack.callback(processes.stop, worker)
     wait_ready(app)
     wait_ready(floor)
     line = args.gunicorn if args.server == "gunicorn" else "flask run --with-threads"
@@ -313,13 +317,26 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> Non
             print(f" | app {_brief(app_round)}", flush=True)
     print_table(floor_results, results, kinds, args)
     if new_calls:
-        print(recorded(settings, redis_server.url, new_calls, wait=30.0 if args.workers else 2.0))
+        print(recorded(settings, redis_server.url, new_calls, wait=30.0))
     if args.py_spy:
         print(spy_summary(spied))
     if args.instrument:
         app.stop()  # the workers write their accounts as they exit
         keys = {k.instrument_key: k.title for k in kinds}
         print(instrumented_app.summarise(instrument_dir, keys))
+
+
+def log_store(settings: Settings, log: Path) -> subprocess.Popen:
+    """Start ``bench.log_store`` with the app's settings (it dies with this process)."""
+    with log.open("wb") as out, dying_with_us():
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.log_store"],
+            cwd=PROJECT_ROOT,
+            env=processes.environment(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def recorded(settings: Settings, redis_url: str, sids: list[str], wait: float) -> str:
@@ -404,7 +421,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--requests", type=int, default=3000, help="per kind of webhook")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=1, help="queue worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="queue worker processes (0: bench.log_store)"
+    )
     parser.add_argument("--server", choices=("gunicorn", "flask"), default="gunicorn")
     parser.add_argument("--gunicorn", default=GUNICORN, help="worker options")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated")

@@ -261,8 +261,8 @@ _ADD_CALL = (
 -- reason (why the caller wants a person, for the whisper), escalate_ms, duty_ms, wake_px,
 -- opening. An empty now is Redis's TIME; an empty since_ms is now (the caller arrives now).
 -- With escalate_ms / duty_ms the new call's escalation and duty-stage timers are armed,
--- counted from since_ms; with wake_px the dispatch-pending mark is set (NX) and returned as 1
--- when this call must queue a dispatch job; an opening (the webhook's call log, JSON) goes to
+-- counted from since_ms; with wake_px, while an operator is available, the dispatch-pending
+-- mark is set (NX) and returned as 1 when this call must queue a dispatch job; an opening (the webhook's call log, JSON) goes to
 -- the opened stream with the position given. One round trip for everything a new call needs.
 local function opened(result)
   if (ARGV[16] or '') ~= '' then
@@ -311,7 +311,10 @@ if (ARGV[14] or '') ~= '' then
   redis.call('ZADD', P .. 'timers', string.format('%d', at), 'duty|' .. ARGV[1])
 end
 local wake = 0
-if (ARGV[15] or '') ~= '' then
+-- Nobody available: no dispatch to queue (it could only find nobody). Whoever becomes
+-- available wakes one (set_state's callers, the timekeeper's nudge), so a storm of calls
+-- with every operator busy costs the workers nothing.
+if (ARGV[15] or '') ~= '' and redis.call('ZCARD', P .. 'available') > 0 then
   if redis.call('SET', P .. 'dispatch-pending', 1, 'NX', 'PX', ARGV[15]) then wake = 1 end
 end
 return opened({1, redis.call('ZRANK', P .. 'waiting', ARGV[1]) + 1, wake, since_text})
@@ -821,7 +824,7 @@ class Switchboard:
         ``since_ms`` None: the call arrives now, on the switchboard's clock. ``escalate_ms``
         and ``duty_ms`` arm a new SOS call's timers (counted from its arrival); ``wake_px``
         sets the dispatch-pending mark for that long and says whether this call must queue
-        the dispatch job (``Arrival.wake``); ``opening`` (JSON) is the call's log for the
+        the dispatch job (``Arrival.wake``: never while nobody is available); ``opening`` (JSON) is the call's log for the
         store, appended to the ``opened`` stream with the position (``openings``).
         """
         now = "" if self.clock is None else self.now()

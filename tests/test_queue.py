@@ -674,7 +674,11 @@ def test_a_burst_of_calls_queues_one_dispatch_job_that_serves_them_all(centre):
     assert Queue("sos", connection=centre.redis).count == 1, "one job for the burst"
     centre.work()
     assert sorted(len(centre.legs(c)) for c in burst) == [0, 0, 1, 1, 1], "3 operators rung"
-    # a call arriving once that job has started gets a dispatch of its own
+    # every operator is ringing: a call arriving now queues no job (it could find nobody) ...
+    centre.call("+8618600000198").start()
+    assert Queue("sos", connection=centre.redis).count == 0
+    # ... and once someone is free, one arriving after that job started gets a dispatch
+    centre.operator("op3", "+8613800138203")
     late = centre.call("+8618600000199")
     late.start()
     assert Queue("sos", connection=centre.redis).count == 1

@@ -173,3 +173,16 @@ def test_rotating_the_auth_token_both_tokens_are_accepted_a_third_is_not(
         assert client.post("/twilio/voice", data=params, headers=third).status_code == 403
     finally:
         close_all(app)
+
+
+def test_a_provider_webhook_opens_no_session_and_sets_no_cookie(client):
+    params = {"CallSid": "CA" + "c" * 32, "From": "+8618612345678", "To": SOS}
+    url = BASE_URL + "/twilio/voice"
+    reply = client.post(
+        "/twilio/voice", data=params, headers={"X-Twilio-Signature": sign(url, params)}
+    )
+    assert reply.status_code == 200
+    assert "Set-Cookie" not in reply.headers
+    assert "Content-Security-Policy" not in reply.headers, "no browser reads a webhook"
+    login = client.get("/login")
+    assert "Content-Security-Policy" in login.headers and "Set-Cookie" in login.headers
