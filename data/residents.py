@@ -39,8 +39,10 @@ def by_phone(db: sqlite_utils.Database, phone: str | None) -> dict[str, Any] | N
     """The active resident whose phone is ``phone`` (E.164), or None."""
     if not phone:
         return None
-    rows = db.query("SELECT * FROM residents WHERE phone = ? AND active = 1", [phone])
-    return next(iter(rows), None)
+    # Every webhook asks: one statement and one row, without a generator around the cursor.
+    cursor = db.execute("SELECT * FROM residents WHERE phone = ? AND active = 1", [phone])
+    row = cursor.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
 def get(db: sqlite_utils.Database, resident_id: int) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ file system's clock would not change the time again (git's "racy clean" problem)
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -33,7 +34,9 @@ CACHE_SECONDS = 3600
 RACY_SECONDS = 2
 
 _lock = threading.Lock()
-_listed: dict[Path, tuple[int, dict[str, str]]] = {}
+_listed: dict[str, tuple[int, dict[str, str]]] = {}
+# (base URL, dialect) -> (the listing they were made from, prompt key -> URL)
+_urls: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]] = {}
 
 
 def folder(prompts_dir: str, dialect: str | None) -> Path | None:
@@ -46,22 +49,22 @@ def folder(prompts_dir: str, dialect: str | None) -> Path | None:
 def recorded(prompts_dir: str, dialect: str | None) -> dict[str, str]:
     """Prompt key -> file name of each recording in ``dialect`` (``.mp3`` before ``.wav``).
 
-    Cached per process until the folder's modification time changes.
+    Cached per process until the folder's modification time changes: a webhook costs one
+    ``stat`` (on the path as a string: pathlib would cost the webhook more than the call).
     """
-    where = folder(prompts_dir, dialect)
-    if where is None:
+    if not dialect or not DIALECT.fullmatch(dialect):
         return {}
+    where = os.path.join(prompts_dir, dialect)
     try:
-        changed = where.stat().st_mtime_ns
+        changed = os.stat(where).st_mtime_ns
     except OSError:
         return {}
-    with _lock:
-        cached = _listed.get(where)
+    cached = _listed.get(where)
     if cached is not None and cached[0] == changed:
         return cached[1]
     found: dict[str, str] = {}
     for suffix in AUDIO_TYPES:
-        for path in sorted(where.glob("*" + suffix)):
+        for path in sorted(Path(where).glob("*" + suffix)):
             if path.is_file():
                 found.setdefault(path.stem, path.name)
     if time.time_ns() - changed > RACY_SECONDS * 1_000_000_000:
@@ -74,11 +77,18 @@ def urls(settings: Settings, dialect: str | None) -> dict[str, str]:
     """Prompt key -> absolute URL of its recording in ``dialect`` (empty for no dialect)."""
     if not dialect:
         return {}
+    found = recorded(settings.prompts_dir, dialect)
+    if not found:
+        return {}
+    key = (settings.public_base_url, dialect)
+    made = _urls.get(key)
+    if made is not None and made[0] is found:
+        return made[1]
     base = settings.public_base_url.rstrip("/")
-    return {
-        key: f"{base}/prompts/{dialect}/{name}"
-        for key, name in recorded(settings.prompts_dir, dialect).items()
-    }
+    result = {name_key: f"{base}/prompts/{dialect}/{name}" for name_key, name in found.items()}
+    with _lock:
+        _urls[key] = (found, result)
+    return result
 
 
 @bp.get("/prompts/<dialect>/<name>")

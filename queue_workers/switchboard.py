@@ -262,8 +262,9 @@ _ADD_CALL = (
 -- opening. An empty now is Redis's TIME; an empty since_ms is now (the caller arrives now).
 -- With escalate_ms / duty_ms the new call's escalation and duty-stage timers are armed,
 -- counted from since_ms; with wake_px, while an operator is available, the dispatch-pending
--- mark is set (NX) and returned as 1 when this call must queue a dispatch job; an opening (the webhook's call log, JSON) goes to
--- the opened stream with the position given. One round trip for everything a new call needs.
+-- mark is set (NX) and returned as 1 when this call must queue a dispatch job; an opening
+-- (the webhook's call log, JSON) goes to the opened stream with the position given. One
+-- round trip for everything a new call needs.
 local function opened(result)
   if (ARGV[16] or '') ~= '' then
     redis.call('XADD', P .. 'opened', 'MAXLEN', '~', 100000, '*', 'sid', ARGV[1],
@@ -824,8 +825,9 @@ class Switchboard:
         ``since_ms`` None: the call arrives now, on the switchboard's clock. ``escalate_ms``
         and ``duty_ms`` arm a new SOS call's timers (counted from its arrival); ``wake_px``
         sets the dispatch-pending mark for that long and says whether this call must queue
-        the dispatch job (``Arrival.wake``: never while nobody is available); ``opening`` (JSON) is the call's log for the
-        store, appended to the ``opened`` stream with the position (``openings``).
+        the dispatch job (``Arrival.wake``: never while nobody is available); ``opening``
+        (JSON) is the call's log for the store, appended to the ``opened`` stream with the
+        position (``openings``).
         """
         now = "" if self.clock is None else self.now()
         added, position, wake, since = self._run(
