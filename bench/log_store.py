@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 from ivr import settings as settings_module
 from ivr.embedded_redis import redis_for
@@ -28,10 +29,12 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     stored = 0
+    started = time.process_time()  # not counting the imports and connections
     while not stop.wait(settings.timekeeper_tick_seconds):
         stored += openings.store(ctx)
     stored += openings.store(ctx)
-    print(f"stored {stored} call logs", file=sys.stderr)
+    cpu_ms = (time.process_time() - started) * 1000
+    print(f"stored {stored} call logs in {cpu_ms:.0f} ms of CPU", file=sys.stderr, flush=True)
     ctx.close()
 
 

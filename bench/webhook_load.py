@@ -318,6 +318,10 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> Non
     print_table(floor_results, results, kinds, args)
     if new_calls:
         print(recorded(settings, redis_server.url, new_calls, wait=30.0))
+    if not args.workers:
+        processes.stop(worker)
+        said = (tmp / "log_store.log").read_text(encoding="utf-8").strip().splitlines()
+        print(f"bench.log_store (the SOS call logs' store): {said[-1] if said else 'no report'}")
     if args.py_spy:
         print(spy_summary(spied))
     if args.instrument:

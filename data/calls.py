@@ -25,6 +25,24 @@ STATUS_RANK = {
 FINAL_RANK = 5
 
 
+# The call's row on its first webhook (``queued_at`` too when it went straight into line);
+# a row an early status callback made (line ``unknown``) is completed, any other left alone.
+OPEN_CALL = """
+    INSERT INTO calls (call_sid, line, from_number, to_number, resident_id, direction, started_at,
+                       queued_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (call_sid) DO UPDATE SET
+        line = excluded.line,
+        from_number = coalesce(calls.from_number, excluded.from_number),
+        to_number = coalesce(calls.to_number, excluded.to_number),
+        direction = coalesce(calls.direction, excluded.direction),
+        resident_id = coalesce(calls.resident_id, excluded.resident_id),
+        started_at = min(calls.started_at, excluded.started_at),
+        queued_at = coalesce(calls.queued_at, excluded.queued_at)
+    WHERE calls.line = 'unknown'
+"""
+
+
 def open_call(
     db: sqlite_utils.Database,
     *,
@@ -42,20 +60,8 @@ def open_call(
     resident filled in.
     """
     db.execute(
-        """
-        INSERT INTO calls (call_sid, line, from_number, to_number, resident_id, direction,
-                           started_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (call_sid) DO UPDATE SET
-            line = excluded.line,
-            from_number = coalesce(calls.from_number, excluded.from_number),
-            to_number = coalesce(calls.to_number, excluded.to_number),
-            direction = coalesce(calls.direction, excluded.direction),
-            resident_id = coalesce(calls.resident_id, excluded.resident_id),
-            started_at = min(calls.started_at, excluded.started_at)
-        WHERE calls.line = 'unknown'
-        """,
-        [call_sid, line, from_number, to_number, resident_id, direction, at or utcnow()],
+        OPEN_CALL,
+        [call_sid, line, from_number, to_number, resident_id, direction, at or utcnow(), None],
     )
     commit(db)
 
@@ -71,18 +77,17 @@ def write_log(db: sqlite_utils.Database, records: list[dict[str, Any]]) -> None:
     ``queued_at``). Writing a record twice changes nothing but its events without a key.
     """
     with batch(db):
-        for record in records:
-            if "line" in record:
-                open_call(
-                    db,
-                    call_sid=record["sid"],
-                    line=record["line"],
-                    from_number=record["from"],
-                    to_number=record["to"],
-                    resident_id=record["resident_id"],
-                    direction=record["direction"],
-                    at=record["at"],
+        db.conn.executemany(
+            OPEN_CALL,
+            [
+                (
+                    *(r["sid"], r["line"], r["from"], r["to"], r["resident_id"], r["direction"]),
+                    *(r["at"], r["at"] if r.get("queued") else None),
                 )
+                for r in records
+                if "line" in r
+            ],
+        )
         events = [
             (record["sid"], kind, detail, key, record["at"])
             for record in records
@@ -100,10 +105,6 @@ def write_log(db: sqlite_utils.Database, records: list[dict[str, Any]]) -> None:
             for record in queued
         ]
         add_events(db, events)
-        db.conn.executemany(
-            "UPDATE calls SET queued_at = coalesce(queued_at, ?) WHERE call_sid = ?",
-            [(record["at"], record["sid"]) for record in queued],
-        )
 
 
 def add_event(
