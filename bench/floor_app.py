@@ -1,6 +1,6 @@
 """The floor of ``bench.webhook_load``: a signed webhook answered with a constant SOS document.
 
-    .venv/bin/gunicorn -w 4 --threads 2 -b 127.0.0.1:8001 'bench.floor_app:create_app()'
+    .venv/bin/gunicorn -w 2 --threads 4 -b 127.0.0.1:8001 'bench.floor_app:create_app()'
 
 Settings come from the environment as the app's do. Every POST, whatever its path, passes the
 app's own signature check (``ivr.signature.check_signature``: Twilio's ``RequestValidator``

@@ -1,6 +1,6 @@
 """The app with an account of where each webhook's time goes (bench only, never deployed).
 
-    BENCH_INSTRUMENT_DIR=/tmp/acc .venv/bin/gunicorn -w 4 --threads 2 \
+    BENCH_INSTRUMENT_DIR=/tmp/acc .venv/bin/gunicorn -w 2 --threads 4 \
         'bench.instrumented_app:create_app()'
 
 ``bench.webhook_load --instrument`` starts it in place of ``app:create_app()``. Nothing in the

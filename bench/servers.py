@@ -22,7 +22,7 @@ from pathlib import Path
 from ivr.settings import PROJECT_ROOT, Settings
 from tests import processes
 
-GUNICORN = "-w 4 --threads 2"  # the README's production line (Going live on Twilio)
+GUNICORN = "-w 2 --threads 4"  # the README's production line (Going live on Twilio)
 
 
 def machine() -> str:

@@ -2,12 +2,12 @@
 
     .venv/bin/python -m bench.webhook_load [--concurrency 50] [--requests 3000] [--rounds 2]
         [--server gunicorn|flask] [--kinds sos,hotline,shortcut,status] [--fresh-connections]
-        [--gunicorn "-w 4 --threads 2"] [--workers 0] [--instrument] [--py-spy DIR]
+        [--gunicorn "-w 2 --threads 4"] [--workers 0] [--instrument] [--py-spy DIR]
 
 Starts on loopback: an embedded Redis, a temporary SQLite file with the demo data (plus one
 synthetic resident with a relative on key 1 per shortcut request, so every shortcut call
 reaches its ``<Dial>`` instead of an empty quota), the REST stand-in, and two servers under
-the README's production line ``gunicorn -w 4 --threads 2 -b 127.0.0.1:<port> SPEC``:
+the README's production line ``gunicorn -w 2 --threads 4 -b 127.0.0.1:<port> SPEC``:
 
 - the app, ``app:create_app()``, its settings in the environment (``PUBLIC_BASE_URL`` is its
   own address, so the signatures match); no queue workers (the jobs the webhooks queue wait

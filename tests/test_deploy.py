@@ -81,7 +81,7 @@ def test_services_run_as_their_own_user_in_the_install_directory(name):
 def test_the_web_unit_runs_the_apps_factory_under_gunicorn():
     argv = exec_start("eldercare-web")
     assert Path(argv[0]).name == "gunicorn"
-    assert argv[1:] == ["-w", "4", "--threads", "2", "-b", "127.0.0.1:8000", "app:create_app()"]
+    assert argv[1:] == ["-w", "2", "--threads", "4", "-b", "127.0.0.1:8000", "app:create_app()"]
     module, factory = argv[-1].removesuffix("()").split(":")
     assert callable(getattr(importlib.import_module(module), factory))
 
