@@ -238,11 +238,22 @@ def mark_answered(db: sqlite_utils.Database, call_sid: str, operator_id: str, at
     commit(db)
 
 
-def set_outcome(db: sqlite_utils.Database, call_sid: str, outcome: str) -> None:
-    """Record how the call ended for the service-level report, unless it was answered."""
+def set_outcome(
+    db: sqlite_utils.Database, call_sid: str, outcome: str, at: str | None = None
+) -> None:
+    """Record how the call ended for the service-level report, unless it was answered.
+
+    Before the call's row is stored (an SOS call's log waits in the switchboard for a worker)
+    a placeholder row (line ``unknown``, started ``at``) keeps the outcome, and
+    ``open_call`` completes it.
+    """
     db.execute(
-        "UPDATE calls SET outcome = ? WHERE call_sid = ? AND coalesce(outcome, '') != 'answered'",
-        [outcome, call_sid],
+        """
+        INSERT INTO calls (call_sid, line, started_at, outcome) VALUES (?, 'unknown', ?, ?)
+        ON CONFLICT (call_sid) DO UPDATE SET outcome = excluded.outcome
+        WHERE coalesce(calls.outcome, '') != 'answered'
+        """,
+        [call_sid, at or utcnow(), outcome],
     )
     commit(db)
 

@@ -30,7 +30,7 @@ from ivr.db import get_db
 from ivr.documents import documents, style_key
 from ivr.guard import protect, twiml
 from ivr.quota import LOCAL
-from queue_workers import callbacks, offers
+from queue_workers import callbacks, offers, openings
 from queue_workers.record import event as record_event
 from queue_workers.switchboard import Priority
 
@@ -163,9 +163,12 @@ def queue_wait() -> Response:
 
     An SOS caller stays in line while the workers are alive: they ring everyone, the duty
     phones included, in rounds. Without Redis or a live worker the caller leaves for a direct
-    dial of the duty phones after ``SOS_FALLBACK_SECONDS``.
+    dial of the duty phones after ``SOS_FALLBACK_SECONDS``; with no worker alive the call
+    logs new SOS calls handed to the switchboard are stored from here instead (after the
+    answer), so the call log does not wait for a worker to come back.
     """
     call = current_call()
+    call.answer_first()
     queue = _queue_arg()
     since = arg_int("since")
     # Both are lower bounds of the wait: the provider's counts this visit to the queue only,
@@ -184,12 +187,15 @@ def queue_wait() -> Response:
         board = queueing.context().board
         position = board.position(call.sid) or position
         record = board.call(call.sid)
-        if queue is Queue.SOS and queueing.workers_alive() and record:
+        alive = queueing.workers_alive()
+        if queue is Queue.SOS and alive and record:
             fallback = None
+        if not alive:
+            call.safely(lambda: openings.store(queueing.context()))
     except RedisError:
         pass  # the provider's own position will do, and the fallback stands
     style = waiting_style(call, record)
-    return twiml(waiting.wait_music(queue, position, waited, fallback, style))
+    return call.send_after(twiml(waiting.wait_music(queue, position, waited, fallback, style)))
 
 
 @bp.post("/ivr/queue/exit")
@@ -208,7 +214,7 @@ def queue_exit() -> Response:
         # them directly. The call stays in the switchboard, so hanging up still calls back.
         _switchboard_safely(lambda ctx: _left_for_duty(ctx, call.sid))
         call.event("duty_dial", {"attempt": 1, "numbers": list(call.settings.duty_numbers)})
-        call.safely(lambda: calls.set_outcome(call.db, call.sid, "duty"))
+        call.safely(lambda: calls.set_outcome(call.db, call.sid, "duty", call.at))
     style = waiting_style(call)
     return twiml(waiting.queue_exit(result, call.settings.duty_numbers, style, call.links))
 

@@ -11,7 +11,7 @@ import logging
 
 from callflows.voice import absolute_links
 from data import calls
-from queue_workers import context
+from queue_workers import context, openings
 from queue_workers.context import Context
 from queue_workers.escalation import notify_family
 from queue_workers.record import alert, event, outcome
@@ -24,6 +24,9 @@ RETRY_FAILED_MS = 5000
 def abandoned(sid: str) -> None:
     """An SOS caller hung up before anyone pressed 1: call back and text the family."""
     ctx = context.current()
+    # The call's log may still wait in the switchboard (a hang-up within the first tick):
+    # stored first, so the outcome lands on the row and the family's texts find the resident.
+    openings.store_safely(ctx)
     record = ctx.board.call(sid)
     origin = record.get("origin")
     if origin:

@@ -39,6 +39,6 @@ def alert(ctx: Context, sid: str | None, kind: str, detail: dict[str, Any]) -> N
 def outcome(ctx: Context, sid: str, value: str) -> None:
     """Set a call's outcome for the reports (best effort)."""
     try:
-        calls.set_outcome(ctx.db, sid, value)
+        calls.set_outcome(ctx.db, sid, value, now_iso(ctx))
     except Exception:
         log.exception("could not set outcome %s for %s", value, sid)

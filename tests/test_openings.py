@@ -6,27 +6,37 @@ from __future__ import annotations
 from rq import SimpleWorker
 
 from data import calls
+from ivr import bookkeeping
 from ivr.caller_card import caller_card
 from queue_workers import openings, timekeeper
 from queue_workers.context import QUEUE_NAMES
 from queue_workers.switchboard import OPENED
-from tests.centre import with_son
+from queue_workers.timekeeper import HEARTBEAT
+from tests.centre import SON, with_son
 from tests.conftest import BASE_URL, CHEN, SOS, PhoneCall, sign
 
 OPERATOR = "+8613800138201"
 
 
+def post_raw(centre, call: PhoneCall, path: str, **extra: str):
+    """A signed webhook of ``call``; only the app's own writer thread is waited for (nothing
+    stores what the SOS line handed to the switchboard: no worker runs)."""
+    params = call.params(**extra)
+    reply = centre.client.post(
+        path.split("?")[0],
+        query_string=path.split("?")[1] if "?" in path else None,
+        data=params,
+        headers={"X-Twilio-Signature": sign(BASE_URL + path, params)},
+        buffered=True,
+    )
+    assert centre.app.extensions[bookkeeping.EXTENSION].flush()
+    return reply
+
+
 def sos_webhook(centre, caller: str = CHEN["phone"]) -> PhoneCall:
     """The SOS line's first webhook, signed, with nothing stored after it (no flush)."""
     call = centre.call(caller, SOS)
-    params = call.params(CallStatus="ringing")
-    url = BASE_URL + "/twilio/voice"
-    reply = centre.client.post(
-        "/twilio/voice",
-        data=params,
-        headers={"X-Twilio-Signature": sign(url, params)},
-        buffered=True,
-    )
+    reply = post_raw(centre, call, "/twilio/voice", CallStatus="ringing")
     assert reply.status_code == 200 and "<Enqueue" in reply.get_data(as_text=True)
     return call
 
@@ -123,3 +133,38 @@ def test_with_redis_down_the_webhook_writes_the_log_itself(settings, clock):
         kinds = [e["kind"] for e in calls.events(get_db(), "CA" + "d" * 32)]
         assert {"call_started", "queue_unavailable", "duty_dial"} <= set(kinds)
     close_all(app)
+
+
+def test_a_hang_up_before_the_log_is_stored_keeps_its_outcome_and_texts_the_family(centre):
+    rid = with_son(centre)
+    call = sos_webhook(centre)
+    assert post_raw(centre, call, "/twilio/status", CallStatus="completed").status_code == 204
+    row = calls.get(centre.ctx.db, call.sid)
+    assert row["line"] == "unknown", "the status callback's placeholder, nothing else yet"
+    # The callback job alone (no tick): it stores the log before it reads the row.
+    SimpleWorker(list(QUEUE_NAMES), connection=centre.redis).work(burst=True)
+    row = calls.get(centre.ctx.db, call.sid)
+    assert (row["line"], row["resident_id"], row["outcome"]) == ("sos", rid, "abandoned")
+    assert row["status"] == "completed"
+    texts = [m for m in centre.standin.messages.values() if m["to"] == SON["phone"]]
+    assert len(texts) == 1, "the family is told"
+    assert len(centre.callbacks()) == 1
+
+
+def test_an_outcome_before_the_row_survives_the_row(db):
+    calls.set_outcome(db, "CAlate", "duty", "2026-12-01T10:00:05.000Z")
+    opening = {"sid": "CAlate", "at": "2026-12-01T10:00:00.000Z", "line": "sos", "from": None}
+    opening |= {"to": SOS, "resident_id": None, "direction": "inbound", "events": []}
+    calls.write_log(db, [{**opening, "queued": {"queue": "sos", "position": 1, "key": "k"}}])
+    row = calls.get(db, "CAlate")
+    assert (row["line"], row["outcome"]) == ("sos", "duty")
+    assert row["started_at"] == row["queued_at"] == "2026-12-01T10:00:00.000Z"
+
+
+def test_with_no_worker_alive_the_wait_loop_stores_the_logs(centre):
+    call = sos_webhook(centre)
+    centre.redis.delete(HEARTBEAT)
+    wait = BASE_URL + "/ivr/queue/wait?queue=sos&since=1"
+    assert post_raw(centre, call, wait.removeprefix(BASE_URL)).status_code == 200
+    assert calls.get(centre.ctx.db, call.sid)["line"] == "sos"
+    assert centre.board.openings() == []
