@@ -24,9 +24,6 @@ RETRY_FAILED_MS = 5000
 def abandoned(sid: str) -> None:
     """An SOS caller hung up before anyone pressed 1: call back and text the family."""
     ctx = context.current()
-    # The call's log may still wait in the switchboard (a hang-up within the first tick):
-    # stored first, so the outcome lands on the row and the family's texts find the resident.
-    openings.store_safely(ctx)
     record = ctx.board.call(sid)
     origin = record.get("origin")
     if origin:
@@ -34,8 +31,11 @@ def abandoned(sid: str) -> None:
         # automatic callbacks.
         alert_once(ctx, f"abandoned:{sid}", origin, "sos_callback_abandoned", {"leg": sid})
         return
+    place_callback(sid, 1)  # first: it needs only the switchboard
+    # The call's log may still wait in the switchboard (a hang-up within the first tick):
+    # stored now, so the outcome lands on the row and the family's texts find the resident.
+    openings.store_safely(ctx)
     outcome(ctx, sid, "abandoned")
-    place_callback(sid, 1)
     try:
         notify_family(sid, "abandoned")
     except Exception:
