@@ -5,39 +5,33 @@ from __future__ import annotations
 
 from rq import SimpleWorker
 
+from app import create_app
 from data import calls
-from ivr import bookkeeping
 from ivr.caller_card import caller_card
+from ivr.db import close_all, get_db
 from queue_workers import openings, timekeeper
 from queue_workers.context import QUEUE_NAMES
 from queue_workers.switchboard import OPENED
 from queue_workers.timekeeper import HEARTBEAT
 from tests.centre import SON, with_son
-from tests.conftest import BASE_URL, CHEN, SOS, PhoneCall, sign
+from tests.conftest import BASE_URL, CHEN, SOS, PhoneCall, Reply, post_signed
 
 OPERATOR = "+8613800138201"
 
 
-def post_raw(centre, call: PhoneCall, path: str, **extra: str):
-    """A signed webhook of ``call``; only the app's own writer thread is waited for (nothing
-    stores what the SOS line handed to the switchboard: no worker runs)."""
-    params = call.params(**extra)
-    reply = centre.client.post(
-        path.split("?")[0],
-        query_string=path.split("?")[1] if "?" in path else None,
-        data=params,
-        headers={"X-Twilio-Signature": sign(BASE_URL + path, params)},
-        buffered=True,
+def post_raw(centre, call: PhoneCall, path: str, **extra: str) -> Reply:
+    """A signed webhook of ``call``; nothing stores what the SOS line handed to the
+    switchboard (no worker runs)."""
+    return post_signed(
+        centre.client, centre.app, BASE_URL + path, call.params(**extra), store_logs=False
     )
-    assert centre.app.extensions[bookkeeping.EXTENSION].flush()
-    return reply
 
 
 def sos_webhook(centre, caller: str = CHEN["phone"]) -> PhoneCall:
     """The SOS line's first webhook, signed, with nothing stored after it (no flush)."""
     call = centre.call(caller, SOS)
     reply = post_raw(centre, call, "/twilio/voice", CallStatus="ringing")
-    assert reply.status_code == 200 and "<Enqueue" in reply.get_data(as_text=True)
+    assert reply.status == 200 and reply.has("Enqueue")
     return call
 
 
@@ -113,24 +107,13 @@ def test_the_caller_card_stores_a_log_not_stored_yet(centre):
 
 
 def test_with_redis_down_the_webhook_writes_the_log_itself(settings, clock):
-    from app import create_app
-    from ivr import bookkeeping
-    from ivr.db import close_all, get_db
-
     app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:1/0"), clock=clock)
-    params = {"CallSid": "CA" + "d" * 32, "From": CHEN["phone"], "To": SOS, "CallStatus": "ringing"}
-    url = BASE_URL + "/twilio/voice"
-    reply = app.test_client().post(
-        "/twilio/voice",
-        data=params,
-        headers={"X-Twilio-Signature": sign(url, params)},
-        buffered=True,
-    )
-    assert reply.status_code == 200 and "<Dial" in reply.get_data(as_text=True)
-    bookkeeping.flush(app)
+    call = PhoneCall(app.test_client(), app, CHEN["phone"], SOS)
+    reply = post_signed(call.client, app, BASE_URL + "/twilio/voice", call.params())
+    assert reply.status == 200 and reply.has("Dial")
     with app.app_context():
-        assert calls.get(get_db(), "CA" + "d" * 32)["line"] == "sos"
-        kinds = [e["kind"] for e in calls.events(get_db(), "CA" + "d" * 32)]
+        assert calls.get(get_db(), call.sid)["line"] == "sos"
+        kinds = [e["kind"] for e in calls.events(get_db(), call.sid)]
         assert {"call_started", "queue_unavailable", "duty_dial"} <= set(kinds)
     close_all(app)
 
@@ -138,7 +121,7 @@ def test_with_redis_down_the_webhook_writes_the_log_itself(settings, clock):
 def test_a_hang_up_before_the_log_is_stored_keeps_its_outcome_and_texts_the_family(centre):
     rid = with_son(centre)
     call = sos_webhook(centre)
-    assert post_raw(centre, call, "/twilio/status", CallStatus="completed").status_code == 204
+    assert post_raw(centre, call, "/twilio/status", CallStatus="completed").status == 204
     row = calls.get(centre.ctx.db, call.sid)
     assert row["line"] == "unknown", "the status callback's placeholder, nothing else yet"
     # The callback job alone (no tick): it stores the log before it reads the row.
@@ -165,6 +148,6 @@ def test_with_no_worker_alive_the_wait_loop_stores_the_logs(centre):
     call = sos_webhook(centre)
     centre.redis.delete(HEARTBEAT)
     wait = BASE_URL + "/ivr/queue/wait?queue=sos&since=1"
-    assert post_raw(centre, call, wait.removeprefix(BASE_URL)).status_code == 200
+    assert post_raw(centre, call, wait.removeprefix(BASE_URL)).status == 200
     assert calls.get(centre.ctx.db, call.sid)["line"] == "sos"
     assert centre.board.openings() == []
